@@ -1,0 +1,107 @@
+"""Settings: every one has a `--flag` and a `CHATAPI_*` environment variable; flags win."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "CHATAPI_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    database_url: str = "sqlite:///chatapi.db"
+    redis_url: str = ""
+    admin_key: str = ""
+    public_url: str = ""
+    cors_origins: str = "*"
+    drain_seconds: float = 10.0
+    log_level: str = "info"
+    # REST rate limit: a token bucket per credential.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
+    # Raw WebSocket / Socket.IO limits.
+    ws_compression: bool = False
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_events_per_second: float = 20.0
+    ws_events_burst: int = 60
+    max_connections_per_credential: int = 1000
+    send_queue_bytes: int = 1024 * 1024
+    slow_consumer_seconds: float = 5.0
+    heartbeat_seconds: float = 20.0
+    recovery_limit: int = 500
+    typing_throttle_seconds: float = 2.0
+    typing_timeout_seconds: float = 6.0
+    presence_ttl_seconds: float = 30.0
+    # Content limits.
+    max_content_length: int = 10_000
+    max_meta_bytes: int = 16 * 1024
+    max_meta_depth: int = 8
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def demo_url(self, room_id: str, key: str) -> str:
+        base = self.public_url or f"http://localhost:{self.port}"
+        return f"{base.rstrip('/')}/?room={room_id}&token={key}"
+
+
+def _coerce(kind: Any, raw: str, name: str) -> Any:
+    if kind in (bool, "bool"):
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{name}: expected on/off, got {raw!r}")
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    return raw
+
+
+def from_env(env: Mapping[str, str] | None = None, base: Settings | None = None) -> Settings:
+    """Settings from `CHATAPI_*` variables on top of `base` (defaults if None)."""
+    env = os.environ if env is None else env
+    changes: dict[str, Any] = {}
+    for field in fields(Settings):
+        key = ENV_PREFIX + field.name.upper()
+        if key in env:
+            changes[field.name] = _coerce(field.type, env[key], key)
+    return replace(base or Settings(), **changes)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one `--flag` per setting; unset flags stay None so the environment applies."""
+    for field in fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        parser.add_argument(flag, dest=field.name, default=None, metavar=field.name.upper(),
+                            help=f"(env {ENV_PREFIX}{field.name.upper()}, default {field.default!r})")
+
+
+def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, then flags on top."""
+    settings = from_env(env)
+    changes: dict[str, Any] = {}
+    for field in fields(Settings):
+        raw = getattr(args, field.name, None)
+        if raw is not None:
+            changes[field.name] = _coerce(field.type, raw, "--" + field.name.replace("_", "-"))
+    return replace(settings, **changes)
+
+
+def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a bare argument list (used by tests and tools)."""
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    return from_args(parser.parse_args(list(argv)), env)

@@ -1,0 +1,1 @@
+"""Adapters for the seed's wire contract: the REST API and the raw `/ws/{room_id}` protocol."""
