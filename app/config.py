@@ -85,8 +85,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     """Add one `--flag` per setting; unset flags stay None so the environment applies."""
     for field in fields(Settings):
         flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, dest=field.name, default=None, metavar=field.name.upper(),
-                            help=f"(env {ENV_PREFIX}{field.name.upper()}, default {field.default!r})")
+        parser.add_argument(flag, dest=field.name, default=None, metavar="VALUE",
+                            help=f"env {ENV_PREFIX}{field.name.upper()}, default {field.default!r}")
 
 
 def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:

@@ -1,0 +1,99 @@
+"""Tenants: clients, their API keys and token secrets, and first-start bootstrap."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app import auth, errors
+from app.auth import Principal
+from app.config import Settings
+from app.timeutil import now_ts
+from storage import Storage
+
+PUBLIC_CLIENT_FIELDS = ("id", "name", "description", "is_active", "created_at")
+
+
+def public_client(client: dict[str, Any]) -> dict[str, Any]:
+    """A client as the API shows it: never the key hash or the token secret."""
+    return {k: client.get(k) for k in PUBLIC_CLIENT_FIELDS}
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    client: dict[str, Any]
+    api_key: str
+    room: dict[str, Any]
+
+
+class ClientService:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    async def create(self, name: str, description: str | None = None) -> dict[str, Any]:
+        """Create a client; the result carries `api_key` and `token_secret`, shown only now."""
+        api_key = auth.new_api_key()
+        record = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "description": description,
+            "api_key_hash": auth.hash_key(api_key),
+            "token_secret": auth.new_token_secret(),
+            "is_active": True,
+            "created_at": now_ts(),
+        }
+        stored = await self.storage.create_client(record)
+        return {**public_client(stored), "api_key": api_key, "token_secret": record["token_secret"]}
+
+    async def list(self, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        items, total = await self.storage.list_clients(skip, limit)
+        return [public_client(c) for c in items], total
+
+    async def get(self, client_id: str) -> dict[str, Any]:
+        client = await self.storage.get_client(client_id)
+        if client is None:
+            raise errors.ClientNotFound()
+        return public_client(client)
+
+    async def delete(self, client_id: str) -> None:
+        if not await self.storage.delete_client(client_id):
+            raise errors.ClientNotFound()
+
+    async def rotate_key(self, principal: Principal) -> dict[str, Any]:
+        """A new API key for the caller's client; the old one stops working at once."""
+        _require_client_key(principal)
+        api_key = auth.new_api_key()
+        updated = await self.storage.update_client(
+            principal.client_id, {"api_key_hash": auth.hash_key(api_key)})
+        if updated is None:
+            raise errors.ClientNotFound()
+        return {**public_client(updated), "api_key": api_key}
+
+    async def rotate_token_secret(self, principal: Principal) -> dict[str, Any]:
+        """A new token secret: every user token signed with the old one stops working."""
+        _require_client_key(principal)
+        secret = auth.new_token_secret()
+        updated = await self.storage.update_client(principal.client_id, {"token_secret": secret})
+        if updated is None:
+            raise errors.ClientNotFound()
+        return {**public_client(updated), "token_secret": secret}
+
+    async def bootstrap(self) -> Bootstrap | None:
+        """Empty database, no admin key: create a `default` client and a public `general` room."""
+        if self.settings.admin_key or await self.storage.count_clients() > 0:
+            return None
+        client = await self.create("default", "Created on first start")
+        now = now_ts()
+        room = await self.storage.create_room({
+            "id": str(uuid.uuid4()), "client_id": client["id"], "name": "general",
+            "description": "Everyone's room", "is_active": True, "is_private": False,
+            "meta": {}, "created_at": now, "updated_at": now,
+        })
+        return Bootstrap(client=client, api_key=client["api_key"], room=room)
+
+
+def _require_client_key(principal: Principal) -> None:
+    if principal.kind != "client":
+        raise errors.InsufficientPermissions("This needs the client's API key")
