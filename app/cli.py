@@ -1,0 +1,69 @@
+"""`chatapi serve` and `chatapi create-client NAME`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from app import config
+from app.services.clients import ClientService
+from storage import create_storage
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatapi", description="ChatAPI real-time chat server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    config.add_flags(serve)
+    create = commands.add_parser("create-client", help="create a client and print its secrets")
+    create.add_argument("name")
+    create.add_argument("--description", default=None)
+    config.add_flags(create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = config.from_args(args)
+    except ValueError as exc:
+        print(f"chatapi: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "create-client":
+        return asyncio.run(_create_client(settings, args.name, args.description))
+    return _serve(settings)
+
+
+def _serve(settings: config.Settings) -> int:
+    from app.main import create_app
+
+    app = create_app(settings)
+    web.run_app(app, host=settings.host, port=settings.port,
+                shutdown_timeout=settings.drain_seconds, access_log=None,
+                print=lambda text: print(text, flush=True))
+    return 0
+
+
+async def _create_client(settings: config.Settings, name: str, description: str | None) -> int:
+    storage = create_storage(settings.database_url)
+    await storage.open()
+    try:
+        client = await ClientService(storage, settings).create(name, description)
+    finally:
+        await storage.close()
+    print(f"client id:    {client['id']}")
+    print(f"api key:      {client['api_key']}")
+    print(f"token secret: {client['token_secret']}")
+    print("Store both now: they are not shown again.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""Typed keys for everything the aiohttp application holds (one place shows them all)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from app.config import Settings
+from app.services import Services
+from storage import Storage
+
+if TYPE_CHECKING:
+    from app.realtime.hub import Hub
+
+SETTINGS = web.AppKey("settings", Settings)
+STORAGE = web.AppKey("storage", Storage)
+SERVICES = web.AppKey("services", Services)
+HUB: web.AppKey[Hub] = web.AppKey("hub", Any)  # type: ignore[arg-type]
