@@ -12,7 +12,7 @@ from aiohttp import web
 
 import compat.http
 import compat.rest
-from app import ops, openapi, realtime
+from app import openapi, ops, realtime
 from app.config import Settings
 from app.keys import SERVICES, SETTINGS, STORAGE
 from app.services import Services
