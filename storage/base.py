@@ -37,6 +37,10 @@ class StorageUnavailable(StorageError):
     """The backend cannot be reached (connection refused, timed out, closed)."""
 
 
+class RecordNotFound(StorageError):
+    """A write names a parent that does not exist (e.g. add_message to an unknown room)."""
+
+
 @dataclass(frozen=True)
 class MessageQuery:
     """History filters. `ascending` orders by seq (= commit order) from oldest."""

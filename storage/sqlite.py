@@ -1,0 +1,603 @@
+"""SQLite backend: the embedded default (`sqlite:///chatapi.db`, `sqlite:///:memory:`).
+
+One aiosqlite connection (WAL, synchronous=NORMAL, foreign keys). Every write is a single
+SQL statement: room counters are kept by triggers and tenant/room deletion by
+`ON DELETE CASCADE`, so each write is atomic on its own, costs one hop to aiosqlite's worker
+thread, and can never interleave with another coroutine's statements.
+
+Can't do: share one database between several server processes (SQLite locks the file per
+writer; use MongoDB to run more than one node).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from app.timeutil import now_ts
+from storage.base import (
+    MessageQuery,
+    NotificationQuery,
+    Page,
+    Record,
+    RecordNotFound,
+    RoomQuery,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+)
+
+# -- schema -----------------------------------------------------------------------------------
+# Migration N (1-based) brings PRAGMA user_version from N-1 to N. Append only; never edit a
+# step that has shipped.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # 1: tables, indexes, counter triggers
+        """CREATE TABLE clients (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            api_key_hash TEXT NOT NULL,
+            token_secret TEXT NOT NULL,
+            is_active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX clients_api_key_hash ON clients (api_key_hash)",
+        """CREATE TABLE rooms (
+            id TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            description TEXT,
+            is_active INTEGER NOT NULL DEFAULT 1,
+            is_private INTEGER NOT NULL DEFAULT 0,
+            meta TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            participant_count INTEGER NOT NULL DEFAULT 0,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            last_message_at TEXT)""",
+        "CREATE INDEX rooms_client_created ON rooms (client_id, created_at)",
+        "CREATE INDEX rooms_client_name ON rooms (client_id, name)",
+        """CREATE TABLE participants (
+            room_id TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            user_name TEXT,
+            joined_at TEXT NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
+            last_read_seq INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (room_id, user_id)) WITHOUT ROWID""",
+        """CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            room_id TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            sender_id TEXT NOT NULL,
+            sender_name TEXT,
+            content TEXT NOT NULL,
+            message_type TEXT NOT NULL DEFAULT 'text',
+            meta TEXT NOT NULL DEFAULT '{}',
+            client_msg_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT,
+            edited_at TEXT,
+            edit_reason TEXT,
+            is_deleted INTEGER NOT NULL DEFAULT 0,
+            deleted_at TEXT,
+            deleted_by TEXT)""",
+        "CREATE UNIQUE INDEX messages_room_seq ON messages (room_id, seq)",
+        """CREATE UNIQUE INDEX messages_idempotency
+            ON messages (room_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL""",
+        """CREATE TABLE notifications (
+            id TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+            title TEXT,
+            content TEXT,
+            room_id TEXT,
+            user_ids TEXT,
+            action_url TEXT,
+            priority TEXT,
+            icon TEXT,
+            meta TEXT NOT NULL DEFAULT '{}',
+            status TEXT,
+            recipients_online INTEGER NOT NULL DEFAULT 0,
+            delivered_connections INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL)""",
+        "CREATE INDEX notifications_client_created ON notifications (client_id, created_at)",
+        # The room's counters live with the rows that change them, so no write needs a
+        # multi-statement transaction.
+        """CREATE TRIGGER messages_counters AFTER INSERT ON messages BEGIN
+            UPDATE rooms SET last_seq = max(last_seq, NEW.seq),
+                message_count = message_count + (NEW.is_deleted = 0),
+                last_message_at = max(coalesce(last_message_at, ''), NEW.created_at)
+            WHERE id = NEW.room_id;
+        END""",
+        """CREATE TRIGGER messages_soft_delete AFTER UPDATE OF is_deleted ON messages
+            WHEN OLD.is_deleted <> NEW.is_deleted BEGIN
+            UPDATE rooms SET message_count = message_count + (CASE WHEN NEW.is_deleted
+                THEN -1 ELSE 1 END) WHERE id = NEW.room_id;
+        END""",
+        """CREATE TRIGGER participants_join AFTER INSERT ON participants BEGIN
+            UPDATE rooms SET participant_count = participant_count + 1 WHERE id = NEW.room_id;
+        END""",
+        """CREATE TRIGGER participants_leave AFTER DELETE ON participants BEGIN
+            UPDATE rooms SET participant_count = participant_count - 1 WHERE id = OLD.room_id;
+        END""",
+    ),
+    (  # 2: history totals and list order without scanning
+        # Only deleted rows are indexed: a room's live-message total is then
+        # (seq range size) - (deleted in range), since seqs are dense 1..last_seq.
+        "CREATE INDEX messages_deleted ON messages (room_id, seq) WHERE is_deleted = 1",
+        "CREATE INDEX participants_room_joined ON participants (room_id, joined_at, user_id)",
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# -- record shapes ----------------------------------------------------------------------------
+CLIENT_FIELDS = (
+    "id", "name", "description", "api_key_hash", "token_secret", "is_active", "created_at")
+ROOM_FIELDS = (
+    "id", "client_id", "name", "description", "is_active", "is_private", "meta", "created_at",
+    "updated_at", "participant_count", "message_count", "last_seq", "last_message_at")
+PARTICIPANT_FIELDS = ("room_id", "user_id", "user_name", "joined_at", "meta", "last_read_seq")
+MESSAGE_FIELDS = (
+    "id", "room_id", "client_id", "seq", "sender_id", "sender_name", "content", "message_type",
+    "meta", "client_msg_id", "created_at", "updated_at", "edited_at", "edit_reason",
+    "is_deleted", "deleted_at", "deleted_by")
+NOTIFICATION_FIELDS = (
+    "id", "client_id", "title", "content", "room_id", "user_ids", "action_url", "priority",
+    "icon", "meta", "status", "recipients_online", "delivered_connections", "created_at")
+
+# Values used when a record leaves a field out (or passes None).
+CLIENT_DEFAULTS: Record = {"is_active": True}
+ROOM_DEFAULTS: Record = {"is_active": True, "is_private": False, "meta": {}}
+PARTICIPANT_DEFAULTS: Record = {"meta": {}, "last_read_seq": 0}
+MESSAGE_DEFAULTS: Record = {"message_type": "text", "meta": {}, "is_deleted": False}
+NOTIFICATION_DEFAULTS: Record = {"meta": {}, "recipients_online": 0, "delivered_connections": 0}
+
+# Fields each update may touch (ids, ownership, counters and deletion state are not).
+CLIENT_MUTABLE = frozenset({"name", "description", "api_key_hash", "token_secret", "is_active"})
+ROOM_MUTABLE = frozenset(
+    {"name", "description", "is_active", "is_private", "meta", "updated_at"})
+MESSAGE_MUTABLE = frozenset(
+    {"sender_name", "content", "message_type", "meta", "updated_at", "edited_at", "edit_reason"})
+NOTIFICATION_MUTABLE = frozenset(
+    set(NOTIFICATION_FIELDS) - {"id", "client_id", "created_at"})
+
+BOOL_FIELDS = frozenset({"is_active", "is_private", "is_deleted"})
+JSON_FIELDS = frozenset({"meta", "user_ids"})
+ROOM_SORTS = {
+    "name": "name ASC, id ASC",
+    "-name": "name DESC, id DESC",
+    "created_at": "created_at ASC, id ASC",
+    "-created_at": "created_at DESC, id DESC",
+}
+_NO_UPPER_BOUND = 2**62
+
+# -- hot statements, kept constant so sqlite3's statement cache reuses them ------------------
+_ADD_MESSAGE = f"""
+    INSERT INTO messages ({", ".join(MESSAGE_FIELDS)})
+    SELECT :id, id, client_id, last_seq + 1, :sender_id, :sender_name, :content,
+           :message_type, :meta, :client_msg_id, :created_at, :updated_at, :edited_at,
+           :edit_reason, :is_deleted, :deleted_at, :deleted_by
+    FROM rooms WHERE id = :room_id
+    ON CONFLICT (room_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL
+    DO NOTHING
+    RETURNING seq, client_id"""
+_FIND_BY_CLIENT_MSG_ID = (
+    "SELECT * FROM messages WHERE room_id = ? AND sender_id = ? AND client_msg_id = ?")
+# Total of a room's messages within a seq range, from the counters and the deleted-rows index.
+_RANGE_TOTAL = """
+    SELECT max(0, min(r.last_seq, :hi) - :lo + 1) - CASE WHEN :include_deleted THEN 0 ELSE (
+        SELECT count(*) FROM messages m
+        WHERE m.room_id = r.id AND m.is_deleted = 1 AND m.seq >= :lo AND m.seq <= :hi) END
+    FROM rooms r WHERE r.id = :room_id"""
+
+
+def _encode(value: Any, field: str) -> Any:
+    if field in JSON_FIELDS:
+        return None if value is None else json.dumps(value, ensure_ascii=False,
+                                                     separators=(",", ":"))
+    if field in BOOL_FIELDS:
+        return int(bool(value))
+    return value
+
+
+def _encode_record(record: Record, fields: Sequence[str], defaults: Record) -> dict[str, Any]:
+    out = {}
+    for field in fields:
+        value = record.get(field)
+        if value is None:
+            value = defaults.get(field)
+        out[field] = _encode(value, field)
+    return out
+
+
+def _decode(row: sqlite3.Row) -> Record:
+    record = dict(row)
+    for field in BOOL_FIELDS.intersection(record):
+        record[field] = bool(record[field])
+    for field in JSON_FIELDS.intersection(record):
+        raw = record[field]
+        if raw == "{}":
+            record[field] = {}
+        elif raw is not None:
+            record[field] = json.loads(raw)
+    return record
+
+
+def _normalized(record: Record, fields: Sequence[str], defaults: Record) -> Record:
+    """The record as stored: every field, defaults filled in (values already decoded)."""
+    out = {}
+    for field in fields:
+        value = record.get(field)
+        out[field] = defaults.get(field) if value is None else value
+    return out
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') matching `text` literally as a substring."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_clause(columns: Iterable[str], text: str, params: list[Any]) -> str:
+    """Case-insensitive literal substring match on any of `columns`.
+
+    SQLite's LIKE folds ASCII only; for a non-ASCII needle both sides go through Python's
+    str.lower (slower, so only then).
+    """
+    folded = not text.isascii()
+    pattern = like_pattern(text.lower() if folded else text)
+    terms = []
+    for column in columns:
+        target = f"chat_lower({column})" if folded else column
+        terms.append(f"{target} LIKE ? ESCAPE '\\'")
+        params.append(pattern)
+    return "(" + " OR ".join(terms) + ")"
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[str, list[Any]]:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise StorageError(f"cannot change {', '.join(sorted(unknown))} of {table}")
+    assignments = ", ".join(f"{field} = ?" for field in changes)
+    return assignments, [_encode(value, field) for field, value in changes.items()]
+
+
+class SQLiteStorage(Storage):
+    """SQLite through one aiosqlite connection. Single process only (see module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStorage:
+        """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `sqlite:///:memory:`."""
+        prefix = "sqlite:///"
+        if not url.lower().startswith(prefix) or len(url) == len(prefix):
+            raise ValueError(f"bad SQLite URL {url!r} (use sqlite:///file.db or sqlite:///:memory:)")
+        return cls(url[len(prefix):])
+
+    # -- plumbing ----------------------------------------------------------------------------
+    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """Run one statement in one worker-thread hop; driver errors become storage errors."""
+        db = self._db
+        if db is None:
+            raise StorageUnavailable("SQLite storage is closed")
+        try:
+            return await db.execute_fetchall(sql, params)  # type: ignore[return-value]
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise RecordNotFound(str(exc)) from exc
+            raise StorageError(str(exc)) from exc
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite "Connection closed"
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
+
+    async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Record | None:
+        rows = await self._fetch(sql, params)
+        return _decode(rows[0]) if rows else None
+
+    async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Record]:
+        return [_decode(row) for row in await self._fetch(sql, params)]
+
+    async def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        rows = await self._fetch(sql, params)
+        return rows[0][0] if rows else None
+
+    async def _insert(self, table: str, values: dict[str, Any]) -> None:
+        columns = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        await self._fetch(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            raise StorageUnavailable(f"SQLite: cannot open {self.path!r}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        self._db = db
+        try:
+            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+                           "busy_timeout = 5000", "cache_size = -32000", "temp_store = MEMORY"):
+                await self._fetch(f"PRAGMA {pragma}")
+            await db.create_function("chat_lower", 1, _lower, deterministic=True)
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self) -> None:
+        version = await self._scalar("PRAGMA user_version")
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database schema v{version} is newer than this code (v{SCHEMA_VERSION})")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            # One step = one transaction, so a crash mid-upgrade leaves the old version.
+            await self._fetch("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1]:
+                    await self._fetch(statement)
+                await self._fetch(f"PRAGMA user_version = {number}")
+                await self._fetch("COMMIT")
+            except BaseException:
+                await self._fetch("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            await db.close()
+        except (sqlite3.Error, ValueError):
+            pass  # already gone; nothing left to release
+
+    async def check(self) -> None:
+        await self._fetch("SELECT 1")
+
+    # -- clients -----------------------------------------------------------------------------
+    async def create_client(self, client: Record) -> Record:
+        await self._insert("clients", _encode_record(client, CLIENT_FIELDS, CLIENT_DEFAULTS))
+        return _normalized(client, CLIENT_FIELDS, CLIENT_DEFAULTS)
+
+    async def get_client(self, client_id: str) -> Record | None:
+        return await self._one("SELECT * FROM clients WHERE id = ?", (client_id,))
+
+    async def get_client_by_key_hash(self, api_key_hash: str) -> Record | None:
+        return await self._one("SELECT * FROM clients WHERE api_key_hash = ?", (api_key_hash,))
+
+    async def list_clients(self, skip: int, limit: int) -> Page:
+        items = await self._many(
+            "SELECT * FROM clients ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, skip))
+        return items, await self.count_clients()
+
+    async def update_client(self, client_id: str, changes: Record) -> Record | None:
+        if not changes:
+            return await self.get_client(client_id)
+        assignments, params = _update_sql("clients", changes, CLIENT_MUTABLE)
+        return await self._one(
+            f"UPDATE clients SET {assignments} WHERE id = ? RETURNING *", [*params, client_id])
+
+    async def delete_client(self, client_id: str) -> bool:
+        # Rooms (with their messages and participants) and notifications cascade.
+        rows = await self._fetch("DELETE FROM clients WHERE id = ? RETURNING id", (client_id,))
+        return bool(rows)
+
+    async def count_clients(self) -> int:
+        return await self._scalar("SELECT count(*) FROM clients")
+
+    # -- rooms -------------------------------------------------------------------------------
+    async def create_room(self, room: Record) -> Record:
+        record = _normalized(room, ROOM_FIELDS, ROOM_DEFAULTS)
+        record.update(participant_count=0, message_count=0, last_seq=0, last_message_at=None)
+        record["updated_at"] = record["updated_at"] or record["created_at"]
+        await self._insert("rooms", {f: _encode(v, f) for f, v in record.items()})
+        return record
+
+    async def get_room(self, client_id: str, room_id: str) -> Record | None:
+        return await self._one(
+            "SELECT * FROM rooms WHERE id = ? AND client_id = ?", (room_id, client_id))
+
+    async def list_rooms(self, client_id: str, query: RoomQuery) -> Page:
+        order = ROOM_SORTS.get(query.sort)
+        if order is None:
+            raise ValueError(f"unknown room sort {query.sort!r}")
+        where, params = ["client_id = ?"], [client_id]
+        if query.is_active is not None:
+            where.append("is_active = ?")
+            params.append(int(query.is_active))
+        if query.search:
+            where.append(_search_clause(("name", "description"), query.search, params))
+        if query.visible_to is not None:
+            where.append("(is_private = 0 OR EXISTS (SELECT 1 FROM participants p "
+                         "WHERE p.room_id = rooms.id AND p.user_id = ?))")
+            params.append(query.visible_to)
+        condition = " AND ".join(where)
+        items = await self._many(
+            f"SELECT * FROM rooms WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.limit, query.skip])
+        total = await self._scalar(f"SELECT count(*) FROM rooms WHERE {condition}", params)
+        return items, total
+
+    async def update_room(self, client_id: str, room_id: str, changes: Record) -> Record | None:
+        changes = {"updated_at": now_ts(), **changes}
+        assignments, params = _update_sql("rooms", changes, ROOM_MUTABLE)
+        return await self._one(
+            f"UPDATE rooms SET {assignments} WHERE id = ? AND client_id = ? RETURNING *",
+            [*params, room_id, client_id])
+
+    async def delete_room(self, client_id: str, room_id: str) -> bool:
+        # Messages and participants cascade.
+        rows = await self._fetch(
+            "DELETE FROM rooms WHERE id = ? AND client_id = ? RETURNING id", (room_id, client_id))
+        return bool(rows)
+
+    # -- participants ------------------------------------------------------------------------
+    async def add_participant(self, participant: Record) -> bool:
+        values = _encode_record(participant, PARTICIPANT_FIELDS, PARTICIPANT_DEFAULTS)
+        columns = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        rows = await self._fetch(
+            f"INSERT INTO participants ({columns}) VALUES ({marks}) "
+            "ON CONFLICT (room_id, user_id) DO NOTHING RETURNING 1", list(values.values()))
+        return bool(rows)
+
+    async def remove_participant(self, room_id: str, user_id: str) -> bool:
+        rows = await self._fetch(
+            "DELETE FROM participants WHERE room_id = ? AND user_id = ? RETURNING 1",
+            (room_id, user_id))
+        return bool(rows)
+
+    async def get_participant(self, room_id: str, user_id: str) -> Record | None:
+        return await self._one(
+            "SELECT * FROM participants WHERE room_id = ? AND user_id = ?", (room_id, user_id))
+
+    async def list_participants(self, room_id: str, skip: int, limit: int) -> Page:
+        items = await self._many(
+            "SELECT * FROM participants WHERE room_id = ? ORDER BY joined_at, user_id "
+            "LIMIT ? OFFSET ?", (room_id, limit, skip))
+        total = await self._scalar(
+            "SELECT participant_count FROM rooms WHERE id = ?", (room_id,))
+        return items, total or 0
+
+    async def set_last_read_seq(self, room_id: str, user_id: str, seq: int) -> Record | None:
+        return await self._one(
+            "UPDATE participants SET last_read_seq = max(last_read_seq, ?) "
+            "WHERE room_id = ? AND user_id = ? RETURNING *", (seq, room_id, user_id))
+
+    # -- messages ----------------------------------------------------------------------------
+    async def add_message(self, message: Record) -> tuple[Record, bool]:
+        # One statement: seq = last_seq + 1 read and the row written together, the trigger
+        # bumps the room's counters, and a repeated client_msg_id inserts nothing.
+        values = _encode_record(message, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
+        rows = await self._fetch(_ADD_MESSAGE, values)
+        if rows:
+            record = _normalized(message, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
+            record["seq"], record["client_id"] = rows[0]
+            return record, True
+        if message.get("client_msg_id") is not None:
+            stored = await self._one(_FIND_BY_CLIENT_MSG_ID, (
+                message["room_id"], message["sender_id"], message["client_msg_id"]))
+            if stored is not None:
+                return stored, False
+        raise RecordNotFound(f"room {message.get('room_id')!r} does not exist")
+
+    async def get_message(self, client_id: str, message_id: str) -> Record | None:
+        return await self._one(
+            "SELECT * FROM messages WHERE id = ? AND client_id = ?", (message_id, client_id))
+
+    async def list_messages(self, room_id: str, query: MessageQuery) -> Page:
+        where, params = ["room_id = ?"], [room_id]
+        if not query.include_deleted:
+            where.append("is_deleted = 0")
+        filtered = False
+        for column, op, value in (
+            ("sender_id", "=", query.sender_id),
+            ("message_type", "=", query.message_type),
+            ("created_at", ">", query.created_after),
+            ("created_at", "<", query.created_before),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                params.append(value)
+                filtered = True
+        if query.search:
+            where.append(_search_clause(("content",), query.search, params))
+            filtered = True
+        if query.after_seq is not None:
+            where.append("seq > ?")
+            params.append(query.after_seq)
+        if query.before_seq is not None:
+            where.append("seq < ?")
+            params.append(query.before_seq)
+        condition = " AND ".join(where)
+        order = "ASC" if query.ascending else "DESC"
+        items = await self._many(
+            f"SELECT * FROM messages WHERE {condition} ORDER BY seq {order} LIMIT ? OFFSET ?",
+            [*params, query.limit, query.skip])
+        if filtered:
+            total = await self._scalar(f"SELECT count(*) FROM messages WHERE {condition}", params)
+        else:
+            total = await self._range_total(room_id, query)
+        return items, total
+
+    async def _range_total(self, room_id: str, query: MessageQuery) -> int:
+        """Messages in the query's seq range without counting rows (seqs are dense)."""
+        low = 1 if query.after_seq is None else max(1, query.after_seq + 1)
+        high = _NO_UPPER_BOUND if query.before_seq is None else query.before_seq - 1
+        total = await self._scalar(_RANGE_TOTAL, {
+            "room_id": room_id, "lo": low, "hi": high,
+            "include_deleted": int(query.include_deleted)})
+        return total or 0
+
+    async def update_message(self, message_id: str, changes: Record) -> Record | None:
+        changes = {"updated_at": now_ts(), **changes}
+        assignments, params = _update_sql("messages", changes, MESSAGE_MUTABLE)
+        return await self._one(
+            f"UPDATE messages SET {assignments} WHERE id = ? RETURNING *", [*params, message_id])
+
+    async def set_message_deleted(
+        self, message_id: str, deleted: bool, deleted_by: str | None, at: str
+    ) -> Record | None:
+        # The trigger moves the room's message_count; a no-op change leaves the row alone.
+        updated = await self._one(
+            "UPDATE messages SET is_deleted = ?, deleted_at = ?, deleted_by = ?, updated_at = ? "
+            "WHERE id = ? AND is_deleted <> ? RETURNING *",
+            (int(deleted), at if deleted else None, deleted_by if deleted else None, at,
+             message_id, int(deleted)))
+        if updated is not None:
+            return updated
+        return await self._one("SELECT * FROM messages WHERE id = ?", (message_id,))
+
+    # -- notifications -----------------------------------------------------------------------
+    async def add_notification(self, notification: Record) -> Record:
+        await self._insert("notifications", _encode_record(
+            notification, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS))
+        return _normalized(notification, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS)
+
+    async def update_notification(self, notification_id: str, changes: Record) -> Record | None:
+        if not changes:
+            return await self._one(
+                "SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        assignments, params = _update_sql("notifications", changes, NOTIFICATION_MUTABLE)
+        return await self._one(
+            f"UPDATE notifications SET {assignments} WHERE id = ? RETURNING *",
+            [*params, notification_id])
+
+    async def get_notification(self, client_id: str, notification_id: str) -> Record | None:
+        return await self._one(
+            "SELECT * FROM notifications WHERE id = ? AND client_id = ?",
+            (notification_id, client_id))
+
+    async def list_notifications(self, client_id: str, query: NotificationQuery) -> Page:
+        where, params = ["client_id = ?"], [client_id]
+        if query.room_id is not None:
+            where.append("room_id = ?")
+            params.append(query.room_id)
+        if query.status is not None:
+            where.append("status = ?")
+            params.append(query.status)
+        if query.user_id is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(notifications.user_ids) "
+                         "WHERE value = ?)")
+            params.append(query.user_id)
+        condition = " AND ".join(where)
+        items = await self._many(
+            f"SELECT * FROM notifications WHERE {condition} "
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            [*params, query.limit, query.skip])
+        total = await self._scalar(
+            f"SELECT count(*) FROM notifications WHERE {condition}", params)
+        return items, total
