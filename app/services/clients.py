@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from app import auth, errors
 from app.auth import Principal
 from app.config import Settings
-from app.timeutil import now_ts
+from app.timeutil import format_ts, now_ts
 from storage import Storage
 
 PUBLIC_CLIENT_FIELDS = ("id", "name", "description", "is_active", "created_at")
@@ -60,6 +61,21 @@ class ClientService:
     async def delete(self, client_id: str) -> None:
         if not await self.storage.delete_client(client_id):
             raise errors.ClientNotFound()
+
+    async def me(self, principal: Principal) -> dict[str, Any]:
+        """The caller's own client (client API key only)."""
+        _require_client_key(principal)
+        return await self.get(principal.client_id)
+
+    async def issue_token(self, principal: Principal, fields: dict[str, Any]) -> dict[str, Any]:
+        """Mint a user token with the caller's token secret: `{token, user_id, expires_at}`."""
+        _require_client_key(principal)
+        assert principal.client is not None
+        token, exp = auth.mint_token(
+            principal.client, fields["user_id"], fields.get("user_name"),
+            fields.get("ttl_seconds") or 86400, fields.get("rooms"))
+        expires = datetime.fromtimestamp(exp, UTC)
+        return {"token": token, "user_id": fields["user_id"], "expires_at": format_ts(expires)}
 
     async def rotate_key(self, principal: Principal) -> dict[str, Any]:
         """A new API key for the caller's client; the old one stops working at once."""

@@ -9,6 +9,7 @@ from app import errors
 from app.auth import Principal
 from app.config import Settings
 from app.events import Realtime
+from app.metrics import MESSAGES_STORED
 from app.services.rooms import RoomService, require_same_user
 from app.timeutil import now_ts
 from storage import MessageQuery, Storage
@@ -63,6 +64,7 @@ class MessageService:
             "deleted_by": None,
         })
         if created:
+            MESSAGES_STORED.inc()
             await self.realtime.publish(room_id, "message", message)
         return message, created
 

@@ -28,6 +28,16 @@ def require_same_user(principal: Principal, user_id: str | None) -> None:
         raise errors.InsufficientPermissions("A user token can only act as its own user")
 
 
+def acting_user_id(principal: Principal, user_id: str | None) -> str:
+    """The user an action is for: a user token's own, or the one a client key names."""
+    require_same_user(principal, user_id)
+    resolved = user_id or principal.user_id
+    if not resolved:
+        raise errors.ValidationFailed(
+            errors=[{"field": "user_id", "message": "Missing data for required field."}])
+    return resolved
+
+
 class RoomService:
     def __init__(self, storage: Storage, realtime: Realtime) -> None:
         self.storage = storage
@@ -97,8 +107,7 @@ class RoomService:
 
     async def join(self, principal: Principal, room_id: str, fields: dict[str, Any]
                    ) -> dict[str, Any]:
-        user_id = fields["user_id"]
-        require_same_user(principal, user_id)
+        user_id = acting_user_id(principal, fields.get("user_id"))
         room = await self.find(principal, room_id)
         if principal.is_user:
             if room["is_private"]:
@@ -126,8 +135,8 @@ class RoomService:
         await self.storage.add_participant(participant)
         return await self.storage.get_participant(room_id, user_id) or participant
 
-    async def leave(self, principal: Principal, room_id: str, user_id: str) -> None:
-        require_same_user(principal, user_id)
+    async def leave(self, principal: Principal, room_id: str, user_id: str | None) -> None:
+        user_id = acting_user_id(principal, user_id)
         await self.find(principal, room_id)
         if not await self.storage.remove_participant(room_id, user_id):
             raise errors.NotInRoom()
