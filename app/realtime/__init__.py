@@ -1,9 +1,48 @@
-"""Real-time layer (stub: replaced by the real-time work)."""
+"""Real-time layer: python-socketio's AsyncServer and room manager, raw `/ws/{room_id}` and
+Socket.IO clients in the same rooms, presence, typing, recovery and graceful shutdown."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from app.keys import HUB, SERVICES, SETTINGS
+from app.realtime.emitter import create_manager
+from app.realtime.hub import Hub
+from app.realtime.presence import MemoryPresence, Presence
+from app.realtime.sio import create_server, register
+
+
+def create_presence(redis_url: str) -> Presence:
+    """In-process presence; the Redis implementation arrives with the scale-out work."""
+    return MemoryPresence()
+
 
 def setup(app: web.Application) -> None:
-    return None
+    """Attach Socket.IO at /socket.io/, the raw /ws/{room_id} route, and the hub."""
+    import compat.ws
+
+    settings = app[SETTINGS]
+    sio = create_server(settings, create_manager(settings))
+    hub = Hub(settings, app[SERVICES], sio, create_presence(settings.redis_url))
+    register(sio, hub)
+    sio.attach(app, socketio_path="socket.io")
+    compat.ws.setup(app)
+    app[HUB] = hub
+    app[SERVICES].attach_realtime(hub)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+
+
+async def _start(app: web.Application) -> None:
+    app[HUB].start()
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[HUB].shutdown()
+
+
+async def _cleanup(app: web.Application) -> None:
+    hub = app[HUB]
+    await hub.stop()
+    await hub.sio.shutdown()

@@ -1,0 +1,118 @@
+"""Who is connecting and whether they may enter a room, with the seed's close codes.
+
+Shared by the raw `/ws/{room_id}` adapter and the Socket.IO handlers, so both refuse the same
+things for the same reasons.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app import auth, errors
+from app.auth import Principal
+from app.realtime import validation
+from app.services import Services
+from storage import Storage
+
+UNAUTHORIZED = 4001
+ROOM_NOT_FOUND = 4002
+ACCESS_DENIED = 4003
+RATE_LIMITED = 4004
+
+REASONS = {
+    UNAUTHORIZED: "Unauthorized",
+    ROOM_NOT_FOUND: "Room not found",
+    ACCESS_DENIED: "Room access denied",
+    RATE_LIMITED: "Rate limit exceeded",
+}
+
+
+class Refusal(Exception):
+    """The connection (or join) is refused with a close code and a short reason."""
+
+    def __init__(self, code: int, reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason or REASONS.get(code, "Refused")
+        super().__init__(f"{code} {self.reason}")
+
+    def as_error(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.reason}
+
+
+@dataclass(frozen=True)
+class Identity:
+    principal: Principal
+    user_id: str
+    user_name: str
+
+    @property
+    def client_id(self) -> str:
+        return self.principal.client_id
+
+
+async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = None,
+                   user_name: Any = None) -> Identity:
+    """Resolve the credential and the user it acts as (SPEC §2), or raise a Refusal."""
+    if not isinstance(token, str) or not token:
+        raise Refusal(UNAUTHORIZED)
+    try:
+        principal = await auth.authenticate(storage, admin_key, token)
+    except (errors.InvalidCredentials, errors.TokenExpired) as exc:
+        raise Refusal(UNAUTHORIZED, f"Unauthorized: {exc.detail}") from None
+    if principal.client is None:  # the admin key manages clients; it has no rooms
+        raise Refusal(UNAUTHORIZED, "Unauthorized: use a client API key or user token")
+    if principal.is_user:
+        return _token_identity(principal, user_id, user_name)
+    try:
+        uid = validation.user_id(user_id) if user_id not in (None, "") else _anonymous()
+        name = validation.user_name(user_name if user_name != "" else None) or uid
+    except errors.ApiError as exc:
+        raise Refusal(ACCESS_DENIED, f"Room access denied: {exc.detail}") from None
+    return Identity(principal, uid, name)
+
+
+def _token_identity(principal: Principal, user_id: Any, user_name: Any) -> Identity:
+    assert principal.user_id is not None
+    if user_id not in (None, "") and user_id != principal.user_id:
+        raise Refusal(ACCESS_DENIED, "Room access denied: user_id does not match the token")
+    name = principal.user_name or principal.user_id
+    if user_name not in (None, "") and user_name != name:
+        raise Refusal(ACCESS_DENIED, "Room access denied: user_name does not match the token")
+    return Identity(principal, principal.user_id, name)
+
+
+def _anonymous() -> str:
+    return "anon-" + secrets.token_hex(4)
+
+
+async def admit(services: Services, identity: Identity, room_id: Any) -> dict[str, Any]:
+    """The room if this identity may listen in it; makes the user a participant if public."""
+    if not isinstance(room_id, str) or not _is_uuid(room_id):
+        raise Refusal(ROOM_NOT_FOUND)
+    try:
+        room = await services.rooms.access(identity.principal, room_id)
+    except errors.RoomNotFound:
+        raise Refusal(ROOM_NOT_FOUND) from None
+    except errors.RoomAccessDenied as exc:
+        raise Refusal(ACCESS_DENIED, f"Room access denied: {exc.detail}") from None
+    if not room.get("is_active", True):
+        raise Refusal(ACCESS_DENIED, "Room access denied: room is deactivated")
+    storage = services.rooms.storage
+    if room.get("is_private"):
+        if await storage.get_participant(room_id, identity.user_id) is None:
+            raise Refusal(ACCESS_DENIED, "Room access denied: private room")
+    else:
+        await services.rooms.ensure_participant(room_id, identity.user_id, identity.user_name)
+    return room
+
+
+def _is_uuid(text: str) -> bool:
+    if len(text) != 36:
+        return False
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False

@@ -1,0 +1,148 @@
+"""python-socketio's room manager with our local fan-out behind its `emit`.
+
+Rooms, membership and (with Redis) pub/sub stay python-socketio's. Only LOCAL delivery is
+replaced: the envelope is encoded once as JSON text, then
+- raw WebSocket members get one shared frame, written synchronously to each transport;
+- Socket.IO members get one shared, pre-encoded engine.io packet in their send queue.
+No task and no JSON encoding per recipient. With `AsyncRedisManager` the mixin sits between
+`AsyncPubSubManager` and `AsyncManager`, so publishing stays python-socketio's and every node
+runs this fan-out for its own members.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from engineio import packet as eio_packet
+from socketio import AsyncManager
+
+from app import metrics
+from app.config import Settings
+from app.realtime.envelope import dumps, text_frame
+from app.realtime.raw import Encoded
+
+if TYPE_CHECKING:
+    from app.realtime.hub import Hub
+
+NAMESPACE = "/"
+CLOSE_ROOM = "chatapi:close_room"  # control event: close every member of the room
+SKIP_SENDER_EVENTS = frozenset({"typing"})  # never echoed to the acting user's connections
+
+_RAW_DELIVERED = metrics.EVENTS_DELIVERED.labels("websocket")
+_SIO_DELIVERED = metrics.EVENTS_DELIVERED.labels("socketio")
+
+
+class FastLocalEmit(AsyncManager):
+    """Mixin: encode once, deliver to raw and Socket.IO members of this node."""
+
+    hub: Hub | None = None
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None,
+                   room: Any = None, skip_sid: Any = None, callback: Any = None,
+                   to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        namespace = namespace or NAMESPACE
+        hub = self.hub
+        if hub is None or callback is not None or room is None or not isinstance(data, dict):
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                                      callback=callback, **kwargs)
+        if namespace not in self.rooms:
+            return None
+        started = time.perf_counter()
+        members = self.get_participants(namespace, room)
+        if event == CLOSE_ROOM:
+            hub.members_closed(list(members), room, data)
+            return None
+        skip = _skip_set(skip_sid)
+        raw_count, sio_count = self._fan_out(hub, event, data, members, skip, room)
+        if raw_count:
+            _RAW_DELIVERED.inc(raw_count)
+        if sio_count:
+            _SIO_DELIVERED.inc(sio_count)
+        metrics.DELIVERY_LATENCY.observe(time.perf_counter() - started)
+        return None
+
+    def _fan_out(self, hub: Hub, event: str, data: dict[str, Any],
+                 members: Iterable[tuple[str, str]], skip: set[str] | tuple[()], room: Any
+                 ) -> tuple[int, int]:
+        inner = data.get("data")
+        inner = inner if isinstance(inner, dict) else {}
+        seq = inner.get("seq") if event == "message" else None
+        skip_user = inner.get("user_id") if event in SKIP_SENDER_EVENTS else None
+        raw, sio_users, buffers = hub.raw, hub.sio_users, hub.sio_buffers
+        sockets = self.server.eio.sockets
+        text: str | None = None
+        item: Encoded | None = None
+        per_room: dict[str, Encoded] = {}
+        pkt: eio_packet.Packet | None = None
+        raw_count = sio_count = 0
+        for sid, eio_sid in members:
+            if sid in skip:
+                continue
+            conn = raw.get(eio_sid)
+            if conn is not None:
+                if skip_user is not None and conn.user_id == skip_user:
+                    continue
+                if data.get("room_id") is None:  # user-addressed: the raw envelope names its room
+                    conn.deliver(_for_room(per_room, event, seq, data, conn.room_id))
+                else:
+                    if item is None:
+                        text = text or dumps(data)
+                        item = Encoded(event, seq, text, text_frame(text.encode()))
+                    conn.deliver(item)
+                raw_count += 1
+                continue
+            if skip_user is not None and sio_users.get(sid) == skip_user:
+                continue
+            socket = sockets.get(eio_sid)
+            if socket is None or socket.closed:
+                continue
+            if pkt is None:
+                text = text or dumps(data)
+                pkt = _sio_packet(event, text)
+            held = buffers.get((sid, room)) if buffers and isinstance(room, str) else None
+            if held is not None:
+                held.append((event, seq, pkt))
+            else:
+                socket.queue.put_nowait(pkt)
+            sio_count += 1
+        return raw_count, sio_count
+
+
+class FastManager(FastLocalEmit):
+    """In-process manager: one node."""
+
+
+def _skip_set(skip_sid: Any) -> set[str] | tuple[()]:
+    if not skip_sid:
+        return ()
+    if isinstance(skip_sid, list | tuple | set):
+        return {s for s in skip_sid if s}
+    return {skip_sid}
+
+
+def _for_room(cache: dict[str, Encoded], event: str, seq: int | None, data: dict[str, Any],
+              room_id: str) -> Encoded:
+    item = cache.get(room_id)
+    if item is None:
+        text = dumps({**data, "room_id": room_id})
+        item = cache[room_id] = Encoded(event, seq, text, text_frame(text.encode()))
+    return item
+
+
+def _sio_packet(event: str, envelope_text: str) -> eio_packet.Packet:
+    """One engine.io MESSAGE carrying the socket.io EVENT, encoded now and reused by all."""
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, "2[" + dumps(event) + "," + envelope_text + "]")
+    pkt.encode()
+    return pkt
+
+
+def create_manager(settings: Settings) -> AsyncManager:
+    """The room manager: in-process, or python-socketio's Redis pub/sub when configured."""
+    if settings.redis_url:
+        from app.realtime.redis_manager import FastRedisManager
+
+        return FastRedisManager(settings.redis_url)
+    return FastManager()

@@ -1,0 +1,363 @@
+"""The hub: one place that knows every local connection, raw or Socket.IO.
+
+It implements `app.events.Realtime` for the domain services, keeps presence (first/last
+connection per user per room), runs recovery, typing, the single liveness loop for raw
+sockets, and the graceful shutdown. Every event leaves through ONE `sio.emit(...)`, which the
+room manager turns into raw frames and Socket.IO packets (`app.realtime.emitter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from app import metrics
+from app.config import Settings
+from app.realtime.admission import RATE_LIMITED, Identity, Refusal
+from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, FastLocalEmit
+from app.realtime.envelope import envelope
+from app.realtime.limits import TokenBucket
+from app.realtime.presence import Presence
+from app.realtime.raw import CLOSE_GRACE_SECONDS, RawConnection, SendLimits
+from app.realtime.typists import Typists
+from app.services import Services
+from app.timeutil import now_ts
+
+log = logging.getLogger("chatapi.realtime")
+
+RAW = "websocket"
+SIO = "socketio"
+
+
+def user_room(client_id: str, user_id: str) -> str:
+    """The manager room holding every connection of one user (notifications)."""
+    return f"user:{client_id}:{user_id}"
+
+
+@dataclass
+class SioSession:
+    identity: Identity
+    bucket: TokenBucket
+    rooms: set[str] = field(default_factory=set)
+    typing: set[str] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self, settings: Settings, services: Services, sio: socketio.AsyncServer,
+                 presence: Presence) -> None:
+        self.settings = settings
+        self.services = services
+        self.storage = services.rooms.storage
+        self.sio = sio
+        self.manager: FastLocalEmit = sio.manager
+        self.manager.hub = self
+        self.presence = presence
+        self.raw: dict[str, RawConnection] = {}
+        self.sio_sessions: dict[str, SioSession] = {}
+        self.sio_users: dict[str, str] = {}
+        self.sio_buffers: dict[tuple[str, str], list[tuple[str, int | None, Any]]] = {}
+        self.per_credential: Counter[str] = Counter()
+        self.local_rooms: Counter[str] = Counter()
+        self.typists = Typists(presence, self._relay_typing, settings.typing_throttle_seconds,
+                               settings.typing_timeout_seconds)
+        self.send_limits = SendLimits(settings.send_queue_bytes, 4 * settings.send_queue_bytes,
+                                      settings.slow_consumer_seconds)
+        self.shutting_down = False
+        self._liveness: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- Realtime (what the domain services call) -----------------------------------------
+    async def publish(self, room_id: str, event_type: str, data: dict[str, Any]) -> None:
+        await self.emit(event_type, envelope(event_type, data, room_id), room_id)
+
+    async def notify_users(self, client_id: str, user_ids: list[str], data: dict[str, Any]
+                           ) -> tuple[int, int]:
+        rooms = [user_room(client_id, u) for u in dict.fromkeys(user_ids)]
+        users = connections = 0
+        for room in rooms:
+            count = await self.presence.count_connections(room)
+            users += 1 if count else 0
+            connections += count
+        await self.emit("notification", envelope("notification", data, None), rooms)
+        return users, connections
+
+    async def close_room(self, room_id: str, code: int, reason: str) -> None:
+        await self.emit(CLOSE_ROOM, {"code": code, "reason": reason, "room_id": room_id},
+                        room_id)
+
+    async def online_users(self, room_id: str) -> list[str]:
+        return await self.presence.online_users(room_id)
+
+    async def count_connections(self, room_id: str) -> int:
+        return await self.presence.count_connections(room_id)
+
+    async def emit(self, event: str, data: dict[str, Any], to: Any,
+                   skip_sid: str | None = None) -> None:
+        """The one broadcast path. Delivery is best effort: a failure is logged, not raised."""
+        try:
+            await self.sio.emit(event, data, to=to, skip_sid=skip_sid)
+        except Exception:
+            log.exception("emit of %s to %s failed", event, to)
+
+    # -- membership, shared by both protocols ---------------------------------------------
+    def check_quota(self, identity: Identity) -> None:
+        limit = self.settings.max_connections_per_credential
+        if self.per_credential[identity.principal.rate_key] >= limit:
+            raise Refusal(RATE_LIMITED, "Rate limit exceeded: too many connections")
+
+    def count_in(self, identity: Identity, protocol: str) -> None:
+        self.per_credential[identity.principal.rate_key] += 1
+        metrics.OPEN_CONNECTIONS.labels(protocol).inc()
+
+    def count_out(self, identity: Identity, protocol: str) -> None:
+        key = identity.principal.rate_key
+        self.per_credential[key] -= 1
+        if self.per_credential[key] <= 0:
+            del self.per_credential[key]
+        metrics.OPEN_CONNECTIONS.labels(protocol).dec()
+
+    async def enter(self, sid: str, eio_sid: str, identity: Identity, room_id: str,
+                    meta: dict[str, Any] | None = None) -> None:
+        """Put a connection in a room; the user's first connection announces `user_joined`."""
+        self.manager.basic_enter_room(sid, NAMESPACE, room_id, eio_sid=eio_sid)
+        self._room_count(room_id, +1)
+        if await self.presence.join(room_id, identity.user_id, sid):
+            joined = {"user_id": identity.user_id, "user_name": identity.user_name,
+                      "joined_at": now_ts(), "meta": meta or {}}
+            await self.emit("user_joined", envelope("user_joined", joined, room_id), room_id,
+                            skip_sid=sid)
+
+    async def exit(self, sid: str, identity: Identity, room_id: str, typing: bool) -> None:
+        """Take a connection out of a room; the user's last connection announces `user_left`."""
+        self.manager.basic_leave_room(sid, NAMESPACE, room_id)
+        self._room_count(room_id, -1)
+        if typing:
+            await self.typists.stop(room_id, identity.user_id, identity.user_name)
+        if await self.presence.leave(room_id, identity.user_id, sid):
+            left = {"user_id": identity.user_id, "user_name": identity.user_name,
+                    "left_at": now_ts()}
+            await self.emit("user_left", envelope("user_left", left, room_id), room_id)
+
+    async def enter_user_room(self, sid: str, eio_sid: str, identity: Identity) -> None:
+        room = user_room(identity.client_id, identity.user_id)
+        self.manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=eio_sid)
+        await self.presence.join(room, identity.user_id, sid)
+
+    async def exit_user_room(self, sid: str, identity: Identity) -> None:
+        room = user_room(identity.client_id, identity.user_id)
+        self.manager.basic_leave_room(sid, NAMESPACE, room)
+        await self.presence.leave(room, identity.user_id, sid)
+
+    def _room_count(self, room_id: str, delta: int) -> None:
+        self.local_rooms[room_id] += delta
+        if self.local_rooms[room_id] <= 0:
+            del self.local_rooms[room_id]
+        metrics.ROOMS_WITH_LISTENERS.set(len(self.local_rooms))
+
+    async def status(self, identity: Identity, room_id: str, conn_id: str, *,
+                     recovered: bool = False, missed: int = 0) -> dict[str, Any]:
+        """`connection_status` data: the live truth for this room."""
+        room = await self.storage.get_room(identity.client_id, room_id) or {}
+        return {
+            "status": "connected", "user_id": identity.user_id, "room_id": room_id,
+            "online_users": await self.presence.online_users(room_id),
+            "total_participants": room.get("participant_count", 0),
+            "connection_id": conn_id, "last_seq": room.get("last_seq", 0),
+            "recovered": recovered, "missed": missed,
+        }
+
+    async def missed(self, room_id: str, last_seq: int) -> tuple[list[dict[str, Any]], bool]:
+        """Messages after `last_seq` (at most the recovery limit) and whether that was all."""
+        limit = self.settings.recovery_limit
+        items = await self.services.messages.missed(room_id, last_seq, limit + 1)
+        return items[:limit], len(items) <= limit
+
+    async def _relay_typing(self, room_id: str, user_id: str, user_name: str, typing: bool
+                            ) -> None:
+        data = {"user_id": user_id, "user_name": user_name, "is_typing": typing}
+        await self.emit("typing", envelope("typing", data, room_id), room_id)
+
+    # -- raw connections --------------------------------------------------------------------
+    async def attach_raw(self, conn: RawConnection, identity: Identity, last_seq: int | None
+                         ) -> None:
+        """Register, replay what was missed, say `connection_status`, then go live."""
+        conn.buffer = []
+        self.raw[conn.sid] = conn
+        self.count_in(identity, RAW)
+        await self.enter_user_room(conn.sid, conn.sid, identity)
+        participant = await self.storage.get_participant(conn.room_id, identity.user_id)
+        await self.enter(conn.sid, conn.sid, identity, conn.room_id,
+                         (participant or {}).get("meta"))
+        replayed, complete, upto = [], False, 0
+        if last_seq is not None:
+            replayed, complete = await self.missed(conn.room_id, last_seq)
+            for message in replayed:
+                conn.send_event("message", message, conn.room_id)
+            upto = replayed[-1]["seq"] if replayed else last_seq
+        status = await self.status(identity, conn.room_id, conn.sid,
+                                   recovered=last_seq is not None and complete,
+                                   missed=len(replayed))
+        conn.send_event("connection_status", status, conn.room_id)
+        conn.flush(upto)
+
+    async def detach_raw(self, conn: RawConnection, identity: Identity) -> None:
+        if self.raw.pop(conn.sid, None) is None:
+            return
+        conn.closing = True
+        self.count_out(identity, RAW)
+        await self.exit_user_room(conn.sid, identity)
+        await self.exit(conn.sid, identity, conn.room_id, conn.typing)
+
+    def members_closed(self, members: list[tuple[str, str]], room_id: Any,
+                       data: dict[str, Any]) -> None:
+        """The room was deleted or deactivated: close raw members, drop Socket.IO ones."""
+        code, reason = int(data.get("code", 4002)), str(data.get("reason", ""))
+        for sid, eio_sid in members:
+            conn = self.raw.get(eio_sid)
+            if conn is not None:
+                metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+                conn.cut(code, reason, grace=CLOSE_GRACE_SECONDS)
+            elif sid in self.sio_sessions:
+                self.spawn(self._sio_room_closed(sid, str(room_id), code, reason))
+
+    async def _sio_room_closed(self, sid: str, room_id: str, code: int, reason: str) -> None:
+        error = {"code": code, "message": reason, "room_id": room_id}
+        await self.sio.emit("error", envelope("error", error, room_id), to=sid)
+        await self.sio_leave(sid, room_id)
+
+    # -- Socket.IO connections ----------------------------------------------------------------
+    async def sio_connect(self, sid: str, identity: Identity) -> None:
+        self.check_quota(identity)
+        settings = self.settings
+        self.sio_sessions[sid] = SioSession(
+            identity, TokenBucket(settings.ws_events_per_second, settings.ws_events_burst))
+        self.sio_users[sid] = identity.user_id
+        self.count_in(identity, SIO)
+        eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        await self.enter_user_room(sid, eio_sid, identity)
+
+    async def sio_join(self, sid: str, room_id: str, last_seq: int | None) -> dict[str, Any]:
+        session = self.sio_sessions[sid]
+        identity = session.identity
+        if room_id in session.rooms:
+            return await self.status(identity, room_id, sid)
+        key = (sid, room_id)
+        self.sio_buffers[key] = []
+        try:
+            session.rooms.add(room_id)
+            eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+            participant = await self.storage.get_participant(room_id, identity.user_id)
+            await self.enter(sid, eio_sid, identity, room_id, (participant or {}).get("meta"))
+            replayed, complete, upto = [], False, 0
+            if last_seq is not None:
+                replayed, complete = await self.missed(room_id, last_seq)
+                for message in replayed:
+                    await self.manager.emit("message", envelope("message", message, room_id),
+                                            NAMESPACE, room=sid, ignore_queue=True)
+                upto = replayed[-1]["seq"] if replayed else last_seq
+            status = await self.status(identity, room_id, sid,
+                                       recovered=last_seq is not None and complete,
+                                       missed=len(replayed))
+        except BaseException:
+            self.sio_buffers.pop(key, None)
+            raise
+        # Live events held during the replay go out right after the ack.
+        asyncio.get_running_loop().call_soon(self._flush_sio, sid, room_id, upto)
+        return status
+
+    def _flush_sio(self, sid: str, room_id: str, upto: int) -> None:
+        held = self.sio_buffers.pop((sid, room_id), [])
+        socket = self.sio.eio.sockets.get(self.manager.eio_sid_from_sid(sid, NAMESPACE) or "")
+        if socket is None or socket.closed:
+            return
+        for event, seq, pkt in held:
+            if event == "message" and seq is not None and seq <= upto:
+                continue
+            socket.queue.put_nowait(pkt)
+
+    async def sio_leave(self, sid: str, room_id: str) -> bool:
+        session = self.sio_sessions.get(sid)
+        if session is None or room_id not in session.rooms:
+            return False
+        session.rooms.discard(room_id)
+        self.sio_buffers.pop((sid, room_id), None)
+        typing = room_id in session.typing
+        session.typing.discard(room_id)
+        await self.exit(sid, session.identity, room_id, typing)
+        return True
+
+    async def sio_disconnect(self, sid: str) -> None:
+        session = self.sio_sessions.get(sid)
+        if session is None:
+            return
+        for room_id in list(session.rooms):
+            await self.sio_leave(sid, room_id)
+        await self.exit_user_room(sid, session.identity)
+        del self.sio_sessions[sid]
+        self.sio_users.pop(sid, None)
+        self.count_out(session.identity, SIO)
+
+    # -- liveness and shutdown ------------------------------------------------------------------
+    def start(self) -> None:
+        if self._liveness is None:
+            self._liveness = asyncio.ensure_future(self._liveness_loop())
+
+    async def _liveness_loop(self) -> None:
+        """ONE task for every raw socket: pings, drops the silent, cuts slow consumers."""
+        loop = asyncio.get_running_loop()
+        beat = self.settings.heartbeat_seconds
+        tick = max(0.05, min(beat, self.settings.slow_consumer_seconds) / 2)
+        next_ping = loop.time() + beat
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            try:
+                for conn in list(self.raw.values()):
+                    conn.check_slow(now)
+                if now >= next_ping:
+                    next_ping = now + beat
+                    self._ping_all(now)
+            except Exception:
+                log.exception("liveness pass failed")
+
+    def _ping_all(self, now: float) -> None:
+        for conn in list(self.raw.values()):
+            if conn.closing or conn.buffer is not None:
+                continue
+            if conn.pinged_at and conn.last_seen < conn.pinged_at:
+                log.info("dropping silent connection %s", conn.sid)
+                conn.abort()
+                continue
+            conn.ping()
+            conn.pinged_at = now
+
+    async def shutdown(self) -> None:
+        """Close every raw socket with 1001 and disconnect Socket.IO clients, within the drain."""
+        self.shutting_down = True
+        if self._liveness is not None:
+            self._liveness.cancel()
+        self.typists.cancel_all()
+        grace = max(0.1, min(CLOSE_GRACE_SECONDS, self.settings.drain_seconds / 2))
+        closes = [conn.close(1001, "Server shutting down", grace) for conn in self.raw.values()]
+        closes += [self._sio_goodbye(sid) for sid in list(self.sio_sessions)]
+        if closes:
+            await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), grace + 1)
+
+    async def _sio_goodbye(self, sid: str) -> None:
+        await self.sio.disconnect(sid)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        if self._liveness is not None:
+            self._liveness.cancel()
+            await asyncio.gather(self._liveness, return_exceptions=True)
+            self._liveness = None

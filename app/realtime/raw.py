@@ -1,0 +1,208 @@
+"""One raw WebSocket connection's write side: frames go straight to its transport, in order.
+
+Fan-out and direct replies share `write`, so a connection's frames never reorder. While a
+connection recovers (`last_seq`), live events are held in `buffer` and flushed after the
+replay. A connection whose transport buffer stays over its bound is cut (1013); the room
+never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from app.realtime.envelope import PING_FRAME, dumps, envelope, text_frame
+from app.realtime.limits import TokenBucket
+
+log = logging.getLogger("chatapi.ws")
+
+CLOSE_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    queue_bytes: int
+    hard_cap_bytes: int
+    slow_seconds: float
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One event, encoded once: its name, its message seq (if any), its text and frame."""
+
+    event: str
+    seq: int | None
+    text: str
+    frame: bytes
+
+
+class RawConnection:
+    """A live `/ws/{room_id}` socket. Slots keep idle connections small."""
+
+    __slots__ = (
+        "__weakref__",
+        "_pending",
+        "_sender",
+        "bucket",
+        "buffer",
+        "closing",
+        "credential",
+        "last_seen",
+        "limits",
+        "over_since",
+        "pinged_at",
+        "principal",
+        "room_id",
+        "sid",
+        "transport",
+        "typing",
+        "user_id",
+        "user_name",
+        "ws",
+    )
+
+    def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.Transport,
+                 *, principal: Any, user_id: str, user_name: str, room_id: str,
+                 limits: SendLimits, bucket: TokenBucket) -> None:
+        self.sid = sid
+        self.ws = ws
+        self.transport = transport
+        self.principal = principal
+        self.credential: str = principal.rate_key
+        self.user_id = user_id
+        self.user_name = user_name
+        self.room_id = room_id
+        self.limits = limits
+        self.bucket = bucket
+        self.buffer: list[Encoded] | None = None
+        self.closing = False
+        self.typing = False
+        self.last_seen = asyncio.get_running_loop().time()
+        self.pinged_at = 0.0
+        self.over_since = 0.0
+        self._pending: deque[str] | None = deque() if ws.compress else None
+        self._sender: asyncio.Task[None] | None = None
+
+    # -- writing -------------------------------------------------------------------------
+    def deliver(self, item: Encoded) -> None:
+        """Fan-out entry: hold the event while recovering, else write it now."""
+        if self.buffer is not None:
+            self.buffer.append(item)
+        else:
+            self.write(item.frame, item.text)
+
+    def write(self, frame: bytes, text: str) -> None:
+        """Write one frame synchronously; the transport coalesces what the peer has not read."""
+        if self.closing:
+            return
+        if self._pending is not None:
+            self._queue_compressed(text)
+            return
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(frame)
+        size = transport.get_write_buffer_size()
+        if size > self.limits.queue_bytes:
+            self._over(size)
+        elif self.over_since:
+            self.over_since = 0.0
+
+    def send_event(self, event_type: str, data: dict[str, Any], room_id: str | None = None
+                   ) -> None:
+        """A direct reply (connection_status, pong, error, ack) through the same write path."""
+        text = dumps(envelope(event_type, data, room_id))
+        self.write(text_frame(text.encode("utf-8", "surrogatepass")), text)
+
+    def flush(self, replayed_upto: int) -> None:
+        """End recovery: write held events, skipping messages the replay already carried."""
+        held, self.buffer = self.buffer or [], None
+        for item in held:
+            if item.event == "message" and item.seq is not None and item.seq <= replayed_upto:
+                continue
+            self.write(item.frame, item.text)
+
+    # -- slow consumers ------------------------------------------------------------------
+    def _over(self, size: int) -> None:
+        now = asyncio.get_running_loop().time()
+        if size > self.limits.hard_cap_bytes:
+            self.cut(1013, "Slow consumer")
+        elif not self.over_since:
+            self.over_since = now
+
+    def check_slow(self, now: float) -> None:
+        """Called by the liveness loop: cut if over the bound for longer than allowed."""
+        if not self.over_since or self.closing:
+            return
+        if self.transport.get_write_buffer_size() <= self.limits.queue_bytes:
+            self.over_since = 0.0
+        elif now - self.over_since > self.limits.slow_seconds:
+            self.cut(1013, "Slow consumer")
+
+    # -- closing ---------------------------------------------------------------------------
+    def cut(self, code: int, reason: str, grace: float | None = None
+            ) -> asyncio.Task[None] | None:
+        """Stop writing and close with `code` in the background (aborts if it cannot)."""
+        if self.closing:
+            return None
+        self.closing = True
+        if grace is None:
+            grace = max(CLOSE_GRACE_SECONDS, 2 * self.limits.slow_seconds)
+        task = asyncio.ensure_future(self.close(code, reason, grace))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+        return task
+
+    async def close(self, code: int, reason: str, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        self.closing = True
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), grace)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            if not self.transport.is_closing() or self.transport.get_write_buffer_size():
+                self.transport.abort()
+
+    def ping(self) -> None:
+        """Heartbeat PING (control frames are never compressed, so always direct)."""
+        if not self.closing and not self.transport.is_closing():
+            self.transport.write(PING_FRAME)
+
+    def abort(self) -> None:
+        """Drop without a close frame (a silent peer will not read one)."""
+        self.closing = True
+        self.transport.abort()
+
+    # -- compressed fallback (CHATAPI_WS_COMPRESSION=on) ----------------------------------
+    def _queue_compressed(self, text: str) -> None:
+        assert self._pending is not None
+        self._pending.append(text)
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_compressed())
+
+    async def _send_compressed(self) -> None:
+        assert self._pending is not None
+        try:
+            while self._pending and not self.closing:
+                await self.ws.send_str(self._pending.popleft())
+        except (ConnectionError, RuntimeError):
+            self._pending.clear()
+        finally:
+            self._sender = None
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def encode(event: str, data: dict[str, Any]) -> Encoded:
+    """Encode an envelope once for every raw recipient."""
+    inner = data.get("data")
+    seq = inner.get("seq") if event == "message" and isinstance(inner, dict) else None
+    text = dumps(data)
+    return Encoded(event, seq, text, text_frame(text.encode("utf-8", "surrogatepass")))
+

@@ -1,0 +1,159 @@
+"""Native Socket.IO (SPEC §5): the AsyncServer at `/socket.io/` and its event handlers.
+
+Every handler answers through its ack: `{status: "ok", data}` or
+`{status: "error", error: {code, message}}`. Events to clients come from the hub's emit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from app import errors
+from app.config import Settings
+from app.realtime import actions, validation
+from app.realtime.admission import RATE_LIMITED, Refusal, admit, identify
+from app.realtime.hub import Hub
+from storage import StorageError
+
+log = logging.getLogger("chatapi.socketio")
+
+Handler = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
+
+
+def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketio.AsyncServer:
+    origins = settings.cors_origin_list
+    return socketio.AsyncServer(
+        async_mode="aiohttp", client_manager=manager,
+        cors_allowed_origins="*" if "*" in origins else origins,
+        ping_interval=settings.heartbeat_seconds, ping_timeout=settings.heartbeat_seconds,
+        max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
+    )
+
+
+def ok(data: Any = None) -> dict[str, Any]:
+    return {"status": "ok", "data": data}
+
+
+def fail(code: int | str, message: str) -> dict[str, Any]:
+    return {"status": "error", "error": {"code": code, "message": message}}
+
+
+def register(sio: socketio.AsyncServer, hub: Hub) -> None:
+    """Wire the connect/disconnect handlers and one handler per client event."""
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await _connect(hub, sid, auth)
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        await hub.sio_disconnect(sid)
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+    for name, handler in HANDLERS.items():
+        sio.on(name, _guarded(hub, handler))
+
+
+async def _connect(hub: Hub, sid: str, auth: Any) -> None:
+    auth = auth if isinstance(auth, dict) else {}
+    settings = hub.settings
+    try:
+        if hub.shutting_down:
+            raise Refusal(1001, "Server shutting down")
+        identity = await identify(hub.storage, settings.admin_key, auth.get("token"),
+                                  auth.get("user_id"), auth.get("user_name"))
+        await hub.sio_connect(sid, identity)
+    except Refusal as refusal:
+        exc = socketio.exceptions.ConnectionRefusedError()
+        exc.error_args = refusal.as_error()
+        raise exc from None
+
+
+def _guarded(hub: Hub, handler: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Rate limit, shape-check, run, and turn every failure into an error ack."""
+
+    async def event(sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
+        session = hub.sio_sessions.get(sid)
+        if session is None:
+            return fail(4001, "Unauthorized")
+        if not session.bucket.allow():
+            hub.spawn(hub.sio.disconnect(sid))
+            return fail(RATE_LIMITED, "Rate limit exceeded")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return fail("VALIDATION_ERROR", "data must be an object")
+        try:
+            return ok(await handler(hub, sid, data))
+        except Refusal as refusal:
+            return fail(refusal.code, refusal.reason)
+        except errors.ApiError as exc:
+            return fail(exc.code, exc.detail)
+        except StorageError:
+            log.warning("storage failed for %s", sid, exc_info=True)
+            return fail("SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+
+    return event
+
+
+def _member(hub: Hub, sid: str, data: dict[str, Any]) -> actions.Member:
+    """The caller's membership in `data.room_id`; it must have joined it first."""
+    room_id = validation.room_ref(data)
+    session = hub.sio_sessions[sid]
+    if room_id not in session.rooms:
+        raise errors.NotInRoom("Join the room first")
+    return actions.Member(session.identity, room_id, sid)
+
+
+async def _join(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    session = hub.sio_sessions[sid]
+    room_id = data.get("room_id")
+    last_seq = validation.last_seq(data.get("last_seq"))
+    room = await admit(hub.services, session.identity, room_id)
+    return await hub.sio_join(sid, room["id"], last_seq)
+
+
+async def _leave(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    room_id = validation.room_ref(data)
+    if not await hub.sio_leave(sid, room_id):
+        raise errors.NotInRoom()
+    return {"room_id": room_id}
+
+
+async def _typing(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    member = _member(hub, sid, data)
+    typing = await actions.typing(hub, member, data)
+    session = hub.sio_sessions[sid]
+    (session.typing.add if typing else session.typing.discard)(member.room_id)
+    return {"room_id": member.room_id, "is_typing": typing}
+
+
+async def _online(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    return await actions.status(hub, _member(hub, sid, data))
+
+
+async def _message(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    member = _member(hub, sid, data)
+    return await actions.message(hub, member, data)
+
+
+async def _mark_read(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    return await actions.mark_read(hub, _member(hub, sid, data), data)
+
+
+async def _ping(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    return actions.pong()
+
+
+HANDLERS: dict[str, Handler] = {
+    "join": _join,
+    "leave": _leave,
+    "typing": _typing,
+    "get_online_users": _online,
+    "message": _message,
+    "mark_read": _mark_read,
+    "ping": _ping,
+}

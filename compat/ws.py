@@ -1,0 +1,201 @@
+"""The seed's raw WebSocket protocol: `GET /ws/{room_id}?token=…&user_id=…&user_name=…`.
+
+Accept first, then refuse with the seed's close codes so browsers can read them. One reader
+per socket; every write goes through the connection's single write path; cleanup in
+`finally`. Fan-out reaches this socket through the room manager (`app.realtime.emitter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from app import errors, metrics
+from app.keys import HUB, SERVICES, SETTINGS
+from app.realtime import actions, validation
+from app.realtime.admission import RATE_LIMITED, Identity, Refusal, admit, identify
+from app.realtime.envelope import pong_frame
+from app.realtime.hub import Hub
+from app.realtime.limits import TokenBucket
+from app.realtime.raw import RawConnection
+from storage import StorageError
+
+log = logging.getLogger("chatapi.ws")
+
+CLOSE_TIMEOUT_SECONDS = 5.0
+UNSUPPORTED_DATA = 1003
+GOING_AWAY = 1001
+SERVER_ERROR = 1011
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws/{room_id}", handle)
+    app.router.add_get("/ws/{room_id}/", handle)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(autoping=False, compress=settings.ws_compression,
+                               max_msg_size=settings.ws_max_frame_bytes,
+                               timeout=CLOSE_TIMEOUT_SECONDS)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    try:
+        conn, identity, last_seq = await _admit(request, ws, hub)
+    except Refusal as refusal:
+        await _refuse(ws, refusal.code, refusal.reason)
+        return ws
+    except Exception:
+        log.exception("raw WebSocket admission failed")
+        await _refuse(ws, SERVER_ERROR, "Server error")
+        return ws
+    try:
+        await hub.attach_raw(conn, identity, last_seq)
+        await _read(hub, conn, identity, ws)
+    except Exception:
+        log.exception("raw WebSocket %s failed", conn.sid)
+        await conn.close(SERVER_ERROR, "Server error")
+    finally:
+        await hub.detach_raw(conn, identity)
+    return ws
+
+
+async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
+                 ) -> tuple[RawConnection, Identity, int | None]:
+    if hub.shutting_down:
+        raise Refusal(GOING_AWAY, "Server shutting down")
+    app, query = request.app, request.query
+    settings = app[SETTINGS]
+    identity = await identify(hub.storage, settings.admin_key, query.get("token"),
+                              query.get("user_id"), query.get("user_name"))
+    room = await admit(app[SERVICES], identity, request.match_info["room_id"])
+    hub.check_quota(identity)
+    try:
+        last_seq = validation.last_seq(query.get("last_seq"))
+    except errors.ApiError:
+        last_seq = None
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("client went away during admission")
+    conn = RawConnection(
+        "ws_" + secrets.token_urlsafe(12), ws, transport, principal=identity.principal,
+        user_id=identity.user_id, user_name=identity.user_name, room_id=room["id"],
+        limits=hub.send_limits,
+        bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst))
+    return conn, identity, last_seq
+
+
+async def _refuse(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+    try:
+        await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]),
+                               CLOSE_TIMEOUT_SECONDS + 1)
+    except (TimeoutError, ConnectionError):
+        pass
+
+
+async def _read(hub: Hub, conn: RawConnection, identity: Identity,
+                ws: web.WebSocketResponse) -> None:
+    """The one reader of this socket."""
+    loop = asyncio.get_running_loop()
+    member = actions.Member(identity, conn.room_id, conn.sid)
+    async for msg in ws:
+        conn.last_seen = loop.time()
+        if msg.type is WSMsgType.TEXT:
+            if not conn.bucket.allow():
+                await _close(conn, RATE_LIMITED, "Rate limit exceeded")
+                return
+            await _dispatch(hub, conn, member, msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            await _close(conn, UNSUPPORTED_DATA, "Unsupported data")
+            return
+        elif msg.type is WSMsgType.PING:
+            conn.transport.write(pong_frame(msg.data))
+        elif msg.type is WSMsgType.ERROR:
+            code = ws.close_code or SERVER_ERROR
+            metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+            return
+
+
+async def _close(conn: RawConnection, code: int, reason: str) -> None:
+    metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+    await conn.close(code, reason)
+
+
+def _parse(raw: str) -> tuple[str, dict[str, Any]]:
+    """`{"type": …, "data": {…}}` or an ApiError with the documented code."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise errors.InvalidJson("Frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise errors.InvalidJson("Frame must be a JSON object")
+    event = frame.get("type")
+    if not isinstance(event, str) or event not in HANDLERS:
+        raise UnknownType(f"Unknown event type: {str(event)[:64]!r}")
+    data = frame.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise errors.ValidationFailed("data must be a JSON object",
+                                      errors=[{"field": "data", "message": "Not an object."}])
+    return event, data
+
+
+UnknownType = type("UnknownType", (errors.ApiError,),
+                   {"status": 400, "code": "UNKNOWN_TYPE", "default_detail": "Unknown type"})
+
+
+async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:
+    try:
+        event, data = _parse(raw)
+        await HANDLERS[event](hub, conn, member, data)
+    except errors.ApiError as exc:
+        _error(conn, exc.code, exc.detail, exc.details)
+    except StorageError:
+        log.warning("storage failed during %s", conn.sid, exc_info=True)
+        _error(conn, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+
+
+def _error(conn: RawConnection, code: str, message: str,
+           details: dict[str, Any] | None = None) -> None:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        data["details"] = details
+    conn.send_event("error", data, conn.room_id)
+
+
+async def _on_ping(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
+    conn.send_event("pong", actions.pong(), conn.room_id)
+
+
+async def _on_online(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
+    conn.send_event("connection_status", await actions.status(hub, member), conn.room_id)
+
+
+async def _on_typing(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
+    conn.typing = await actions.typing(hub, member, data)
+
+
+async def _on_message(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
+    stored = await actions.message(hub, member, data)
+    conn.send_event("message_ack", actions.ack(stored), conn.room_id)
+
+
+async def _on_mark_read(hub: Hub, conn: RawConnection, member: actions.Member, data: Any
+                        ) -> None:
+    await actions.mark_read(hub, member, data)
+
+
+HANDLERS = {
+    "ping": _on_ping,
+    "get_online_users": _on_online,
+    "typing": _on_typing,
+    "message": _on_message,
+    "mark_read": _on_mark_read,
+}
