@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import pytest
+import socketio
 from aiohttp.test_utils import TestServer
 
 TIMEOUT = 5.0
@@ -84,3 +87,30 @@ async def connect(http: aiohttp.ClientSession, server: TestServer, room_id: str,
     if status:
         await client.next("connection_status")
     return client
+
+
+SioFactory = Callable[..., Awaitable[socketio.AsyncClient]]
+
+
+@pytest.fixture
+async def sio_client(server: TestServer, tenant: dict[str, Any]) -> AsyncIterator[SioFactory]:
+    """`await sio_client(user_id=…, token=…)`: a connected python-socketio AsyncClient."""
+    clients: list[socketio.AsyncClient] = []
+
+    async def make(token: str | None = None, transports: list[str] | None = None,
+                   **auth: Any) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(reconnection=False)
+        clients.append(client)
+        await asyncio.wait_for(client.connect(
+            str(server.make_url("")), auth={"token": token or tenant["api_key"], **auth},
+            transports=transports or ["websocket"]), TIMEOUT)
+        return client
+
+    yield make
+    for client in clients:
+        if client.connected:
+            await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+async def call(client: socketio.AsyncClient, event: str, data: Any = None) -> dict[str, Any]:
+    return await client.call(event, data if data is not None else {}, timeout=TIMEOUT)

@@ -37,8 +37,8 @@ async def typing(hub: Hub, member: Member, data: dict[str, Any]) -> bool:
 
 async def message(hub: Hub, member: Member, data: dict[str, Any]) -> dict[str, Any]:
     """Store and broadcast exactly like `POST /rooms/{id}/messages`; returns the message."""
-    fields = validation.message(data, hub.settings)
     identity = member.identity
+    fields = validation.message(data, hub.settings, identity.user_id)
     fields.update(sender_id=identity.user_id, sender_name=identity.user_name)
     stored, _created = await hub.services.messages.send(identity.principal, member.room_id,
                                                         fields)

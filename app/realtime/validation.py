@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from app import errors
+from app import errors, schemas
 from app.config import Settings
 
-_MESSAGE_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _USER_ID = re.compile(r"^[\x21-\x7e\u00a0-\U0010ffff]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_MAX_CLIENT_MSG_ID = 128
-_MESSAGE_FIELDS = {"content", "message_type", "meta", "client_msg_id", "room_id"}
 
 
 def invalid(field: str, message: str) -> errors.ApiError:
@@ -79,42 +75,10 @@ def read_seq(data: dict[str, Any]) -> int:
     return value
 
 
-def message(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """`{content, message_type?, meta?, client_msg_id?}` → fields for MessageService.send."""
-    unknown = sorted(set(data) - _MESSAGE_FIELDS)
-    if unknown:
-        raise invalid(unknown[0], "Unknown field.")
-    content = data.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise invalid("content", "Missing data for required field.")
-    check_text("content", content, max(len(content), 1))
-    fields: dict[str, Any] = {"content": content}
-    kind = data.get("message_type", "text")
-    if not isinstance(kind, str) or not _MESSAGE_TYPE.match(kind):
-        raise invalid("message_type", "Must match ^[a-z][a-z0-9_]{0,31}$.")
-    fields["message_type"] = kind
-    fields["meta"] = meta(data.get("meta"), settings)
-    fields["client_msg_id"] = check_text(
-        "client_msg_id", data.get("client_msg_id"), _MAX_CLIENT_MSG_ID, required=False)
+def message(data: dict[str, Any], settings: Settings, user_id: str) -> dict[str, Any]:
+    """`{content, message_type?, meta?, client_msg_id?}`, checked by the REST schema itself."""
+    body = {k: v for k, v in data.items() if k != "room_id"}
+    fields = schemas.load(schemas.MessageCreate, body, settings)
+    if fields.get("sender_id", user_id) != user_id:
+        raise errors.InsufficientPermissions("sender_id must be the connected user")
     return fields
-
-
-def meta(value: Any, settings: Settings) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid("meta", "Not a valid mapping type.")
-    if _depth(value) > settings.max_meta_depth:
-        raise invalid("meta", f"Deeper than {settings.max_meta_depth} levels.")
-    if len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")) > (
-            settings.max_meta_bytes):
-        raise invalid("meta", f"Larger than {settings.max_meta_bytes} bytes as JSON.")
-    return value
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level - 1
