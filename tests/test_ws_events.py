@@ -154,7 +154,7 @@ async def test_presence_first_and_last_connection(server, http, api, tenant, roo
     tab2 = await connect(http, server, room["id"], tenant["api_key"], user_id="jane",
                          user_name="Jane Smith")
     await watcher.silent("user_joined")
-    status, body = await api.call("GET", f"/rooms/{room['id']}/online")
+    _, body = await api.call("GET", f"/rooms/{room['id']}/online")
     assert sorted(body["data"]["online_users"]) == ["jane", "w"]
     assert body["data"]["total_online"] == 2
     await tab1.close()
@@ -263,7 +263,7 @@ async def test_online_endpoint_is_live_truth(server, http, api, tenant, room):
     a = await connect(http, server, room["id"], tenant["api_key"], user_id="alice")
     status, body = await api.call("GET", f"/rooms/{room['id']}/online")
     assert body["data"] == {"online_users": ["alice"], "total_online": 1}
-    status, body = await api.call("GET", f"/rooms/{room['id']}")
+    _, body = await api.call("GET", f"/rooms/{room['id']}")
     assert body["data"]["participant_count"] == 1
     await a.close()
     for _ in range(50):
