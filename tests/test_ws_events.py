@@ -258,10 +258,10 @@ async def test_notifications_to_room_and_to_users(server, http, api, tenant, roo
 
 
 async def test_online_endpoint_is_live_truth(server, http, api, tenant, room):
-    status, body = await api.call("GET", f"/rooms/{room['id']}/online")
+    _, body = await api.call("GET", f"/rooms/{room['id']}/online")
     assert body["data"] == {"online_users": [], "total_online": 0}
     a = await connect(http, server, room["id"], tenant["api_key"], user_id="alice")
-    status, body = await api.call("GET", f"/rooms/{room['id']}/online")
+    _, body = await api.call("GET", f"/rooms/{room['id']}/online")
     assert body["data"] == {"online_users": ["alice"], "total_online": 1}
     _, body = await api.call("GET", f"/rooms/{room['id']}")
     assert body["data"]["participant_count"] == 1
