@@ -11,6 +11,7 @@ writer; use MongoDB to run more than one node).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,24 @@ from storage.base import (
     Storage,
     StorageError,
     StorageUnavailable,
+)
+from storage.records import (
+    CLIENT_DEFAULTS,
+    CLIENT_FIELDS,
+    CLIENT_MUTABLE,
+    MESSAGE_DEFAULTS,
+    MESSAGE_FIELDS,
+    MESSAGE_MUTABLE,
+    NOTIFICATION_DEFAULTS,
+    NOTIFICATION_FIELDS,
+    NOTIFICATION_MUTABLE,
+    PARTICIPANT_DEFAULTS,
+    PARTICIPANT_FIELDS,
+    ROOM_DEFAULTS,
+    ROOM_FIELDS,
+    ROOM_MUTABLE,
+    check_changes,
+    normalized,
 )
 
 # -- schema -----------------------------------------------------------------------------------
@@ -135,40 +154,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# -- record shapes ----------------------------------------------------------------------------
-CLIENT_FIELDS = (
-    "id", "name", "description", "api_key_hash", "token_secret", "is_active", "created_at")
-ROOM_FIELDS = (
-    "id", "client_id", "name", "description", "is_active", "is_private", "meta", "created_at",
-    "updated_at", "participant_count", "message_count", "last_seq", "last_message_at")
-PARTICIPANT_FIELDS = ("room_id", "user_id", "user_name", "joined_at", "meta", "last_read_seq")
-MESSAGE_FIELDS = (
-    "id", "room_id", "client_id", "seq", "sender_id", "sender_name", "content", "message_type",
-    "meta", "client_msg_id", "created_at", "updated_at", "edited_at", "edit_reason",
-    "is_deleted", "deleted_at", "deleted_by")
-NOTIFICATION_FIELDS = (
-    "id", "client_id", "title", "content", "room_id", "user_ids", "action_url", "priority",
-    "icon", "meta", "status", "recipients_online", "delivered_connections", "created_at")
-
-# Values used when a record leaves a field out (or passes None).
-CLIENT_DEFAULTS: Record = {"is_active": True}
-ROOM_DEFAULTS: Record = {"is_active": True, "is_private": False, "meta": {}}
-PARTICIPANT_DEFAULTS: Record = {"meta": {}, "last_read_seq": 0}
-MESSAGE_DEFAULTS: Record = {"message_type": "text", "meta": {}, "is_deleted": False}
-NOTIFICATION_DEFAULTS: Record = {"meta": {}, "recipients_online": 0, "delivered_connections": 0}
-
-# Fields each update may touch (ids, ownership, counters and deletion state are not).
-CLIENT_MUTABLE = frozenset({"name", "description", "api_key_hash", "token_secret", "is_active"})
-ROOM_MUTABLE = frozenset(
-    {"name", "description", "is_active", "is_private", "meta", "updated_at"})
-MESSAGE_MUTABLE = frozenset(
-    {"sender_name", "content", "message_type", "meta", "updated_at", "edited_at", "edit_reason"})
-NOTIFICATION_MUTABLE = frozenset(
-    set(NOTIFICATION_FIELDS) - {"id", "client_id", "created_at"})
-
 BOOL_FIELDS = frozenset({"is_active", "is_private", "is_deleted"})
 JSON_FIELDS = frozenset({"meta", "user_ids"})
-ROOM_SORTS = {
+ROOM_ORDER = {
     "name": "name ASC, id ASC",
     "-name": "name DESC, id DESC",
     "created_at": "created_at ASC, id ASC",
@@ -228,15 +216,6 @@ def _decode(row: sqlite3.Row) -> Record:
     return record
 
 
-def _normalized(record: Record, fields: Sequence[str], defaults: Record) -> Record:
-    """The record as stored: every field, defaults filled in (values already decoded)."""
-    out = {}
-    for field in fields:
-        value = record.get(field)
-        out[field] = defaults.get(field) if value is None else value
-    return out
-
-
 def like_pattern(text: str) -> str:
     """A LIKE pattern (ESCAPE '\\') matching `text` literally as a substring."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -259,14 +238,16 @@ def _search_clause(columns: Iterable[str], text: str, params: list[Any]) -> str:
     return "(" + " OR ".join(terms) + ")"
 
 
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
 def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[str, list[Any]]:
-    unknown = set(changes) - allowed
-    if unknown:
-        raise StorageError(f"cannot change {', '.join(sorted(unknown))} of {table}")
+    check_changes(table, changes, allowed)
     assignments = ", ".join(f"{field} = ?" for field in changes)
     return assignments, [_encode(value, field) for field, value in changes.items()]
 
@@ -323,6 +304,10 @@ class SQLiteStorage(Storage):
         if self._db is not None:
             return
         try:
+            # Probe first: when aiosqlite's own connect fails it leaves its worker thread to
+            # finish after the caller has moved on, racing the event loop's shutdown.
+            if self.path != ":memory:":
+                await asyncio.to_thread(_probe, self.path)
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except (sqlite3.Error, OSError, ValueError) as exc:
             raise StorageUnavailable(f"SQLite: cannot open {self.path!r}: {exc}") from exc
@@ -370,7 +355,7 @@ class SQLiteStorage(Storage):
     # -- clients -----------------------------------------------------------------------------
     async def create_client(self, client: Record) -> Record:
         await self._insert("clients", _encode_record(client, CLIENT_FIELDS, CLIENT_DEFAULTS))
-        return _normalized(client, CLIENT_FIELDS, CLIENT_DEFAULTS)
+        return normalized(client, CLIENT_FIELDS, CLIENT_DEFAULTS)
 
     async def get_client(self, client_id: str) -> Record | None:
         return await self._one("SELECT * FROM clients WHERE id = ?", (client_id,))
@@ -400,7 +385,7 @@ class SQLiteStorage(Storage):
 
     # -- rooms -------------------------------------------------------------------------------
     async def create_room(self, room: Record) -> Record:
-        record = _normalized(room, ROOM_FIELDS, ROOM_DEFAULTS)
+        record = normalized(room, ROOM_FIELDS, ROOM_DEFAULTS)
         record.update(participant_count=0, message_count=0, last_seq=0, last_message_at=None)
         record["updated_at"] = record["updated_at"] or record["created_at"]
         await self._insert("rooms", {f: _encode(v, f) for f, v in record.items()})
@@ -411,7 +396,7 @@ class SQLiteStorage(Storage):
             "SELECT * FROM rooms WHERE id = ? AND client_id = ?", (room_id, client_id))
 
     async def list_rooms(self, client_id: str, query: RoomQuery) -> Page:
-        order = ROOM_SORTS.get(query.sort)
+        order = ROOM_ORDER.get(query.sort)
         if order is None:
             raise ValueError(f"unknown room sort {query.sort!r}")
         where, params = ["client_id = ?"], [client_id]
@@ -484,7 +469,7 @@ class SQLiteStorage(Storage):
         values = _encode_record(message, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
         rows = await self._fetch(_ADD_MESSAGE, values)
         if rows:
-            record = _normalized(message, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
+            record = normalized(message, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
             record["seq"], record["client_id"] = rows[0]
             return record, True
         if message.get("client_msg_id") is not None:
@@ -565,7 +550,7 @@ class SQLiteStorage(Storage):
     async def add_notification(self, notification: Record) -> Record:
         await self._insert("notifications", _encode_record(
             notification, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS))
-        return _normalized(notification, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS)
+        return normalized(notification, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS)
 
     async def update_notification(self, notification_id: str, changes: Record) -> Record | None:
         if not changes:
