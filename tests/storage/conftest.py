@@ -24,6 +24,7 @@ TEST_DATABASE = f"chatapi_test_{uuid.uuid4().hex[:12]}"  # one per test run
 BACKENDS = [
     "sqlite-file",
     "sqlite-memory",
+    "mongomock",
     pytest.param("mongodb", marks=pytest.mark.skipif(
         not MONGODB_URL, reason="set CHATAPI_TEST_MONGODB_URL to run against real MongoDB")),
 ]
@@ -37,7 +38,6 @@ def make_storage(backend: str, tmp_path: Path) -> Storage:
         return SQLiteStorage.from_url("sqlite:///:memory:")
     if backend == "mongomock":
         from storage.mongo import MongoStorage
-
         from tests.storage.mongomock_async import AsyncMongoMockClient
 
         return MongoStorage(AsyncMongoMockClient()["chatapi_test"])
