@@ -324,21 +324,32 @@ class SQLiteStorage(Storage):
             raise
 
     async def _migrate(self) -> None:
-        version = await self._scalar("PRAGMA user_version")
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"database schema v{version} is newer than this code (v{SCHEMA_VERSION})")
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            # One step = one transaction, so a crash mid-upgrade leaves the old version.
-            await self._fetch("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[number - 1]:
+        while await self._migrate_step():
+            pass
+
+    async def _migrate_step(self) -> bool:
+        """Apply the next pending step in its own transaction; False once up to date.
+
+        A crash mid-upgrade leaves the last complete version. The version is read under the
+        write lock, so another process opening the same file at once (say `chatapi
+        create-client`) waits, then finds the step done.
+        """
+        await self._fetch("BEGIN IMMEDIATE")
+        try:
+            version = await self._scalar("PRAGMA user_version")
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"database schema v{version} is newer than this code "
+                                   f"(v{SCHEMA_VERSION})")
+            pending = version < SCHEMA_VERSION
+            if pending:
+                for statement in MIGRATIONS[version]:
                     await self._fetch(statement)
-                await self._fetch(f"PRAGMA user_version = {number}")
-                await self._fetch("COMMIT")
-            except BaseException:
-                await self._fetch("ROLLBACK")
-                raise
+                await self._fetch(f"PRAGMA user_version = {version + 1}")
+            await self._fetch("COMMIT")
+        except BaseException:
+            await self._fetch("ROLLBACK")
+            raise
+        return pending
 
     async def close(self) -> None:
         db, self._db = self._db, None

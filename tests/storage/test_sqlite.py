@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from pathlib import Path
@@ -201,3 +202,16 @@ async def test_integrity_errors_are_storage_errors(clock: Clock) -> None:
             await store.add_message(msg)  # same id
     finally:
         await store.close()
+
+
+async def test_two_processes_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    """Both migrate safely: the second waits for the first's step, then finds it done."""
+    path = str(tmp_path / "race.db")
+    stores = [SQLiteStorage(path) for _ in range(3)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        for store in stores:
+            assert await store._scalar("PRAGMA user_version") == SCHEMA_VERSION
+    finally:
+        for store in stores:
+            await store.close()
