@@ -839,6 +839,7 @@
     $('banner-retry').addEventListener('click', retry);
     $('people-toggle').addEventListener('click', () => setSidebar(!$('sidebar').classList.contains('open')));
     $('people-close').addEventListener('click', () => setSidebar(false));
+    $('scroller').addEventListener('click', () => setSidebar(false));
     $('rename').addEventListener('click', async () => {
       const name = await askName(state.me.name);
       localStorage.setItem(LS.name, name);
