@@ -251,6 +251,54 @@ test('user text is never executed (XSS probe)', { timeout: 60_000 }, async () =>
   for (const p of [page, other]) await p.context().close();
 });
 
+test('lobby: pick a room from the list, then asked for a display name once', { timeout: 60_000 }, async () => {
+  const room = await createRoom('Lobby pick me');
+  const context = await newContext();
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(BASE + '/?' + new URLSearchParams({ token: TOKEN }));
+  await page.fill('#room-search', 'Lobby pick');
+  await page.click('#room-list a:has-text("Lobby pick me")');
+  await page.waitForSelector('#name-dialog:not([hidden])', { timeout: WAIT });
+  await page.fill('#name-input', 'Dana Lobby');
+  await page.click('#name-form button[type=submit]');
+  await waitConnected(page);
+  assert.equal(await page.textContent('#room-name'), 'Lobby pick me');
+  assert.equal(await page.textContent('#me-name'), 'Dana Lobby');
+  // Remembered: a reload does not ask again and keeps the same user id.
+  const userId = await page.evaluate(() => window.chatApp.me.id);
+  await page.reload();
+  await waitConnected(page);
+  assert.equal(await page.isVisible('#name-dialog'), false);
+  assert.equal(await page.evaluate(() => window.chatApp.me.id), userId);
+  // A bad token is reported, not crashed on.
+  await page.goto(BASE + '/?' + new URLSearchParams({ token: 'sk_test_wrong', room: room.id }));
+  await page.waitForSelector('#lobby-error:has-text("not accepted")', { timeout: WAIT });
+  await context.close();
+});
+
+test('a user token (JWT) brings its own identity and can edit its messages', { timeout: 60_000 }, async () => {
+  const room = await createRoom('JWT room');
+  const minted = (await api('POST', '/api/v1/tokens', { user_id: 'jay', user_name: 'Jay Token' })).data;
+  const context = await newContext();
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(BASE + '/?' + new URLSearchParams({ room: room.id, token: minted.token }));
+  await waitConnected(page);
+  assert.equal(await page.isVisible('#name-dialog'), false);
+  assert.equal(await page.textContent('#me-name'), 'Jay Token');
+  await send(page, 'signed in with a token');
+  await page.waitForSelector('#messages .msg.mine:not(.pending):has-text("signed in with a token")', { timeout: WAIT });
+  const msg = page.locator('#messages .msg.mine', { hasText: 'signed in with a token' });
+  await msg.hover();
+  await msg.locator('button.edit').click();
+  await msg.locator('.edit-box textarea').fill('signed in with a token, edited');
+  await msg.locator('.edit-box textarea').press('Enter');
+  await waitForContent(page, 'signed in with a token, edited');
+  const stored = (await api('GET', `/api/v1/rooms/${room.id}/messages`)).data;
+  assert.equal(stored[0].sender_id, 'jay');
+  assert.equal(stored[0].content, 'signed in with a token, edited');
+  await context.close();
+});
+
 test('history scrolls back through 120 messages', { timeout: 90_000 }, async () => {
   const room = await createRoom('History');
   for (let i = 1; i <= 120; i++) {
