@@ -179,3 +179,26 @@ test('base URL comes from location in a browser', () => {
     else delete globalThis.location;
   }
 });
+
+test('in a browser, the online event retries at once', () => {
+  const listeners = {};
+  globalThis.window = {
+    addEventListener: (type, fn) => { listeners[type] = fn; },
+    removeEventListener: (type, fn) => { if (listeners[type] === fn) delete listeners[type]; },
+  };
+  try {
+    const { client, states } = makeClient();
+    client.connect();
+    FakeWebSocket.last.establish();
+    FakeWebSocket.last.serverClose(1006);
+    assert.equal(client.state, 'reconnecting');
+    assert.ok(states.at(-1).delayMs > 0);
+    listeners.online();
+    assert.equal(client.state, 'connecting');
+    assert.equal(FakeWebSocket.instances.length, 2);
+    client.disconnect();
+    assert.equal(listeners.online, undefined, 'listener removed on disconnect');
+  } finally {
+    delete globalThis.window;
+  }
+});
