@@ -773,6 +773,12 @@
 
   function onClientError(e) {
     if (!e || e.code === 'SOCKET_ERROR') return;
+    const el = e.client_msg_id ? state.pending.get(e.client_msg_id) : null;
+    if (el && !state.client.pendingMessages.some((p) => p.client_msg_id === e.client_msg_id)) {
+      el.classList.add('failed');
+      el.querySelector('.msg-status').textContent = 'Not sent: ' + (e.message || e.code);
+      state.pending.delete(e.client_msg_id);
+    }
     toast({ title: 'Error', body: (e.code ? e.code + ': ' : '') + (e.message || ''), error: true });
   }
 

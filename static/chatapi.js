@@ -60,6 +60,12 @@
   /** Close codes that mean "come back later": retried with a longer base wait. */
   const SLOW_RETRY_CODES = Object.freeze({ 4004: 'Rate limit exceeded', 1013: 'Try again later' });
 
+  /**
+   * Server error codes after which a rejected message is worth sending again
+   * (it stays queued); any other error naming a `client_msg_id` drops it.
+   */
+  const RETRYABLE_ERRORS = Object.freeze(['SERVICE_UNAVAILABLE', 'RATE_LIMIT_EXCEEDED', 'INTERNAL_ERROR']);
+
   /** Frame type → handler property name (seed names first, then the extras). */
   const HANDLERS = Object.freeze({
     message: 'onNewMessage',
@@ -765,10 +771,25 @@
       this._emit(joined ? 'user_joined' : 'user_left', data, frame);
     }
 
-    /** @private */
+    /**
+     * @private
+     * An error naming a queued message: drop it if the server refused it for
+     * good, else send it again a little later.
+     */
     _onServerError(data, frame) {
-      if (data.client_msg_id) this._removeFromQueue(data.client_msg_id);
+      const id = data.client_msg_id;
+      if (id && RETRYABLE_ERRORS.indexOf(data.code) >= 0) this._retryEntryLater(id);
+      else if (id) this._removeFromQueue(id);
       this._emit('error', data, frame);
+    }
+
+    /** @private */
+    _retryEntryLater(clientMsgId) {
+      const entry = this._queue.find((e) => e.client_msg_id === clientMsgId);
+      if (!entry) return;
+      entry.sentGeneration = 0;
+      const delay = computeBackoff(1, { baseMs: this._opts.reconnectBaseMs, capMs: this._opts.reconnectCapMs, random: this._random });
+      this._timers.setTimeout(() => { if (this.isConnected) this._flushQueue(); }, delay);
     }
 
     /** @private — edits of a message still waiting in the gap buffer are merged into it. */
@@ -1130,6 +1151,7 @@
     DEFAULTS,
     FATAL_CLOSE_CODES,
     SLOW_RETRY_CODES,
+    RETRYABLE_ERRORS,
     ChatAPIWebSocket,
     ChatAPIRest,
     ChatAPIError,

@@ -18,6 +18,7 @@ export const {
   DEFAULTS,
   FATAL_CLOSE_CODES,
   SLOW_RETRY_CODES,
+  RETRYABLE_ERRORS,
   ChatAPIWebSocket,
   ChatAPIRest,
   ChatAPIError,

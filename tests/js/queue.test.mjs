@@ -147,3 +147,16 @@ test('markRead is sent once connected and never goes backwards', () => {
   FakeWebSocket.last.establish();
   assert.deepEqual(FakeWebSocket.last.framesOf('mark_read'), []);
 });
+
+test('a retryable error keeps the message and sends it again shortly', () => {
+  const { client, clock } = makeClient();
+  client.connect();
+  FakeWebSocket.last.establish();
+  const id = client.sendMessage('x');
+  FakeWebSocket.last.receive({ type: 'error', data: { code: 'SERVICE_UNAVAILABLE', message: 'db down', client_msg_id: id } });
+  assert.equal(client.pendingMessages.length, 1);
+  clock.advance(2000);
+  assert.deepEqual(FakeWebSocket.last.framesOf('message').map((f) => f.data.client_msg_id), [id, id]);
+  FakeWebSocket.last.receive({ type: 'message_ack', data: { client_msg_id: id } });
+  assert.equal(client.pendingMessages.length, 0);
+});
