@@ -195,6 +195,7 @@ def test_demo_page_in_chromium(server: Server, tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=600, check=False)
     finally:
         control.shutdown()
+        control.server_close()
     report = f"{proc.stdout[-30000:]}\n{proc.stderr[-5000:]}"
     assert proc.returncode == 0, (f"browser tests failed:\n{report}\n"
                                   f"--- server output ---\n{server.text()[-5000:]}")
