@@ -473,11 +473,11 @@
       /** @private */ this._timers = resolveTimers(o.timers);
       /** @private */ this._random = o.random || Math.random;
       /** @private */ this._logger = o.logger === undefined ? null : o.logger;
-      this._resetPrivateState();
+      this._initPrivateState();
     }
 
     /** @private */
-    _resetPrivateState() {
+    _initPrivateState() {
       this._manualClose = false;
       this._established = false; // connection_status seen on the current socket
       this._generation = 0; // increments per socket, marks which socket sent a queued message
