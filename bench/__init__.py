@@ -1,0 +1,1 @@
+"""ChatAPI benchmark harness: `python -m bench --help`."""

@@ -1,0 +1,201 @@
+"""Markdown tables from the load generator's JSON results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Run = dict[str, Any]
+FANOUT = ("w1", "w1-sio", "w3", "w4", "w4-sio")
+IDLE = ("w2", "w2-sio")
+PRESENCE = ("presence", "presence-sio")
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _mb(value: float | None) -> str:
+    return "—" if value is None else f"{value / 2**20:,.0f}"
+
+
+def _cpu(fig: dict[str, Any]) -> str:
+    """Load generator and other processes' CPU, % of one core (other > 20% = disturbed)."""
+    other = fig.get("other_cpu_pct")
+    mark = " ⚠" if other is not None and other > 20 else ""
+    return f"{_n(fig.get('loadgen_cpu_pct'))}% / {_n(other)}%{mark}"
+
+
+def _step_name(step: dict[str, Any], wl: str) -> str:
+    if step["kind"] == "max":
+        return "max"
+    unit = "msg/s per room" if wl.startswith("w4") else "msg/s"
+    return f"{step['rate_per_room']} {unit}"
+
+
+def one_line(run: Run) -> str:
+    """A progress line printed after each run."""
+    if "error" in run:
+        return f"    ERROR {run['error'][:300]}"
+    if "steps" in run:
+        parts = []
+        for st in run["steps"]:
+            if "skipped" in st:
+                parts.append(f"{_step_name(st, run['workload'])}: skipped")
+                continue
+            parts.append(f"{_step_name(st, run['workload'])}: {_n(st['deliveries_s'])}/s "
+                         f"p99 {_n(st['latency']['p99_ms'], 1)} ms loss {st['loss']}")
+        return "    " + " | ".join(parts)
+    if "connects_s" in run:
+        extra = ""
+        if run.get("bytes_per_connection") is not None:
+            extra = f", {_n(run['bytes_per_connection'] / 1024, 1)} KB/conn"
+        if "presence_delivered" in run:
+            extra = (f", {run['presence_delivered']:,}/{run['presence_expected']:,} joins, "
+                     f"missing pairs {run['presence_missing_pairs']}")
+        return f"    {run['connections']} conns at {_n(run['connects_s'])}/s{extra}"
+    if "send_offered" in run:
+        return (f"    offered {_n(run['send_offered']['sends_s'])}/s "
+                f"p99 {_n(run['send_offered']['latency']['p99_ms'], 1)} ms; "
+                f"max {_n(run['send_max']['sends_s'])}/s; "
+                f"history p99 {_n(run['history']['latency']['p99_ms'], 2)} ms")
+    return "    (no figures)"
+
+
+def _fanout_table(runs: list[Run]) -> list[str]:
+    rows = ["| workload | server | step | msgs/s | deliveries/s | deliveries per server-CPU-s "
+            "| server µs/delivery | server CPU | p50 ms | p99 ms | loss | peak RSS MB "
+            "| loadgen / other CPU |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        head = f"| {run['workload']} | {run['server_label']} |"
+        if "error" in run:
+            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 10)
+            continue
+        steps = sorted(run["steps"], key=lambda s: (s["kind"] == "max", s["rate_per_room"] or 0))
+        for st in steps:
+            name = _step_name(st, run["workload"])
+            if "skipped" in st:
+                rows.append(f"{head} {name} | above capacity, skipped |" + " |" * 10)
+                continue
+            lat = st["latency"]
+            loss = f"{st['loss']:,}" + (f" ({st['loss_pct']:.1f}%)" if st["loss"] else "")
+            rows.append(
+                f"{head} {name} | {_n(st['msgs_s'])} | {_n(st['deliveries_s'])} "
+                f"| {_n(st['deliveries_per_server_cpu_s'])} "
+                f"| {_n(st['server_us_per_delivery'], 1)} | {_n(st['server_cpu_pct'])}% "
+                f"| {_n(lat['p50_ms'], 2)} | {_n(lat['p99_ms'], 2)} | {loss} "
+                f"| {_mb(st['window']['server_rss_peak'])} | {_cpu(st)} |")
+    return rows
+
+
+def _idle_table(runs: list[Run]) -> list[str]:
+    rows = ["| workload | server | connections | connects/s | connect p99 ms "
+            "| server µs/connect | memory per connection KB | RSS before → after MB | failed "
+            "| loadgen / other CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        head = f"| {run['workload']} | {run['server_label']} |"
+        if "error" in run:
+            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 6)
+            continue
+        rows.append(
+            f"{head} {run['connections']:,} | {_n(run['connects_s'])} "
+            f"| {_n(run['connect_p99_ms'], 1)} | {_n(run['server_us_per_connect'])} "
+            f"| {_n(run['bytes_per_connection'] / 1024, 1)} "
+            f"| {_mb(run['rss_before'])} → {_mb(run['rss_after'])} "
+            f"| {run['failed'] + run['connections'] - run['still_open']} | {_cpu(run)} |")
+    return rows
+
+
+def _presence_table(runs: list[Run]) -> list[str]:
+    rows = ["| workload | server | members | connects/s | connect p99 ms "
+            "| user_joined delivered / expected | presence deliveries/s "
+            "| deliveries per server-CPU-s | missing pairs | peak RSS MB | loadgen / other CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        head = f"| {run['workload']} | {run['server_label']} |"
+        if "error" in run:
+            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 7)
+            continue
+        rows.append(
+            f"{head} {run['connections']:,} | {_n(run['connects_s'])} "
+            f"| {_n(run['connect_p99_ms'], 1)} "
+            f"| {run['presence_delivered']:,} / {run['presence_expected']:,} "
+            f"| {_n(run['presence_deliveries_s'])} | {_n(run['deliveries_per_server_cpu_s'])} "
+            f"| {run['presence_missing_pairs']} | {_mb(run['server_rss_peak'])} | {_cpu(run)} |")
+    return rows
+
+
+def _rest_table(runs: list[Run]) -> list[str]:
+    rows = ["| server | measure | result | p50 ms | p99 ms | server CPU | RSS start → end MB "
+            "| loadgen / other CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        label = run["server_label"]
+        if "error" in run:
+            rows.append(f"| {label} | error: {run['error'][:80]} | | | | | |")
+            continue
+        for key, title in (("send_offered", f"REST send at {_n(run['send_offered']['offered_s'])}"
+                                            "/s offered"),
+                           ("send_max", f"REST send, {run['send_max']['concurrency']} "
+                                        "concurrent (max)")):
+            ph = run[key]
+            lat = ph["latency"]
+            errors = ph["completed"] - ph["ok"]
+            rows.append(f"| {label} | {title} | {_n(ph['sends_s'])}/s"
+                        f"{f' ({errors} errors)' if errors else ''} | {_n(lat['p50_ms'], 2)} "
+                        f"| {_n(lat['p99_ms'], 2)} | {_n(ph['server_cpu_pct'])}% "
+                        f"| {_mb(ph['rss_start'])} → {_mb(ph['rss_end'])} | {_cpu(ph)} |")
+        hist = run["history"]
+        bad = f" ({hist['bad']} bad)" if hist["bad"] else ""
+        rows.append(f"| {label} | history page of 50 by before_seq "
+                    f"(seq ≤ {run.get('history_max_seq', '?')}) | {_n(hist['pages_s'])}/s{bad} "
+                    f"| {_n(hist['latency']['p50_ms'], 2)} | {_n(hist['latency']['p99_ms'], 2)} "
+                    "| | | |")
+    return rows
+
+
+def _ratios(runs: list[Run]) -> list[str]:
+    """Headline ratios: ChatAPI vs the baseline at max, deliveries per server-CPU-second."""
+
+    def best(wl: str, server: str) -> float | None:
+        vals = [st["deliveries_per_server_cpu_s"] for r in runs
+                if r["workload"] == wl and r["server"] == server and "steps" in r
+                for st in r["steps"]
+                if st["kind"] == "max" and st.get("deliveries_per_server_cpu_s")]
+        return max(vals) if vals else None
+
+    lines = []
+    for wl, base in (("w1", "aiohttp"), ("w1-sio", "sio"), ("w4", "aiohttp"), ("w4-sio", "sio"),
+                     ("w3", "aiohttp")):
+        ours, theirs = best(wl, "chatapi"), best(wl, base)
+        if ours and theirs:
+            lines.append(f"- {wl} at max: ChatAPI {_n(ours)} vs {base} {_n(theirs)} deliveries "
+                         f"per server-CPU-second = **{ours / theirs:.2f}x**")
+    return lines
+
+
+def render(runs: list[Run], meta: dict[str, Any]) -> str:
+    """All tables for one run of the bench, as markdown."""
+    out = [f"## ChatAPI bench {meta['started']}{' (quick)' if meta['quick'] else ''}",
+           f"{meta['cpus']} CPUs, server pinned to CPU 0 and load generator to CPU 1: "
+           f"{meta['pinned']}; Python {meta['python']}, Node {meta['node']}, git {meta['git']}.",
+           "CPU columns are % of one core; ⚠ marks windows where other processes on this "
+           "shared machine took more than 20% of a core.",
+           ""]
+    sections = (("Fan-out (W1, W1-sio, W3, W4)", FANOUT, _fanout_table),
+                ("Idle connections (W2)", IDLE, _idle_table),
+                ("Presence: a room filling up", PRESENCE, _presence_table),
+                ("Foundation REST (issue 2)", ("rest",), _rest_table))
+    for title, names, table in sections:
+        chosen = [r for r in runs if r["workload"] in names]
+        if chosen:
+            out += [f"### {title}", "", *table(chosen), ""]
+    ratio = _ratios(runs)
+    if ratio:
+        out += ["### Ratios", "", *ratio, ""]
+    return "\n".join(out)
