@@ -163,6 +163,7 @@ ROOM_ORDER = {
     "-created_at": "created_at DESC, id DESC",
 }
 _NO_UPPER_BOUND = 2**62
+BUSY_TIMEOUT_S = 5.0  # wait this long for another process's write lock
 
 # -- hot statements, kept constant so sqlite3's statement cache reuses them ------------------
 _ADD_MESSAGE = f"""
@@ -308,20 +309,34 @@ class SQLiteStorage(Storage):
             # finish after the caller has moved on, racing the event loop's shutdown.
             if self.path != ":memory:":
                 await asyncio.to_thread(_probe, self.path)
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         except (sqlite3.Error, OSError, ValueError) as exc:
             raise StorageUnavailable(f"SQLite: cannot open {self.path!r}: {exc}") from exc
         db.row_factory = sqlite3.Row
         self._db = db
         try:
-            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
-                           "busy_timeout = 5000", "cache_size = -32000", "temp_store = MEMORY"):
+            await self._use_wal()
+            for pragma in ("synchronous = NORMAL", "foreign_keys = ON", "cache_size = -32000",
+                           "temp_store = MEMORY"):
                 await self._fetch(f"PRAGMA {pragma}")
             await db.create_function("chat_lower", 1, _lower, deterministic=True)
             await self._migrate()
         except BaseException:
             await self.close()
             raise
+
+    async def _use_wal(self) -> None:
+        """Switch to WAL (persistent in the file). On a new file another process may hold a
+        lock SQLite won't wait for here (busy_timeout doesn't apply), so retry briefly."""
+        deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                await self._fetch("PRAGMA journal_mode = WAL")
+                return
+            except StorageUnavailable as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
 
     async def _migrate(self) -> None:
         while await self._migrate_step():
