@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import bson
+from bson.errors import BSONError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import (
     ConfigurationError,
@@ -183,6 +185,8 @@ class MongoStorage(Storage):
             if exc.timeout:
                 raise StorageUnavailable(f"MongoDB: {exc}") from exc
             raise StorageError(f"MongoDB: {exc}") from exc
+        except (BSONError, UnicodeError) as exc:  # e.g. a lone surrogate in a string
+            raise StorageError(f"cannot store as BSON: {exc}") from exc
 
     @asynccontextmanager
     async def _room_lock(self, room_id: str) -> AsyncIterator[None]:
@@ -394,6 +398,7 @@ class MongoStorage(Storage):
                     stored = await self._find_retry(record)
                     if stored is not None:
                         return stored, False
+                bson.encode(record)  # refuse unstorable text before a seq is taken
                 room = await self._rooms.find_one_and_update(
                     {"_id": room_id},
                     {"$inc": {"last_seq": 1, "message_count": 0 if record["is_deleted"] else 1},

@@ -5,8 +5,8 @@ SQL statement: room counters are kept by triggers and tenant/room deletion by
 `ON DELETE CASCADE`, so each write is atomic on its own, costs one hop to aiosqlite's worker
 thread, and can never interleave with another coroutine's statements.
 
-Can't do: share one database between several server processes (SQLite locks the file per
-writer; use MongoDB to run more than one node).
+Can't do: serve more than one node (the file lives on one machine; other local processes such
+as `chatapi create-client` may open it alongside). Use MongoDB to run several nodes.
 """
 
 from __future__ import annotations
@@ -280,6 +280,8 @@ class SQLiteStorage(Storage):
             if "FOREIGN KEY" in str(exc):
                 raise RecordNotFound(str(exc)) from exc
             raise StorageError(str(exc)) from exc
+        except UnicodeError as exc:  # a lone surrogate can't be stored as UTF-8
+            raise StorageError(f"text is not valid UTF-8: {exc}") from exc
         except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite "Connection closed"
             raise StorageUnavailable(f"SQLite: {exc}") from exc
 

@@ -407,6 +407,17 @@ async def test_idempotent_client_msg_id(storage: Storage, clock: Clock, room: Re
     assert (await storage.list_messages(room["id"], MessageQuery()))[1] == 3
 
 
+async def test_unstorable_text_is_a_storage_error(
+    storage: Storage, clock: Clock, room: Record
+) -> None:
+    with pytest.raises(StorageError) as caught:
+        await storage.add_message(message_for(room, clock, content="lone \ud800 surrogate"))
+    assert not isinstance(caught.value, StorageUnavailable)
+    now = await room_now(storage, room)
+    assert now["last_seq"] == 0 and now["message_count"] == 0
+    assert (await send(storage, room, clock))["seq"] == 1
+
+
 async def test_client_msg_id_is_per_room(storage: Storage, clock: Clock, client: Record) -> None:
     one, two = await add_room(storage, clock, client), await add_room(storage, clock, client)
     _, created = await storage.add_message(message_for(one, clock, client_msg_id="k"))
