@@ -127,9 +127,9 @@ class Meta(fields.Dict):
         if _depth(result) > limits.max_meta_depth:
             raise ValidationError(f"Nested deeper than {limits.max_meta_depth} levels.")
         try:
-            size = len(json.dumps(result, ensure_ascii=False).encode("utf-8"))
+            size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
         except (UnicodeEncodeError, ValueError):
-            raise ValidationError("Must be valid UTF-8 JSON.") from None
+            raise ValidationError("Must be valid UTF-8 JSON without NaN or Infinity.") from None
         if size > limits.max_meta_bytes:
             raise ValidationError(f"Larger than {limits.max_meta_bytes} bytes as JSON.")
         return result

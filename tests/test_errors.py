@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from compat.rest import ROUTES as REST_ROUTES
 from tests.conftest import ADMIN_KEY, Api, ServerFactory
 
 MISSING = object()
@@ -378,3 +379,34 @@ async def test_storage_down_is_503(make_server: ServerFactory, http: aiohttp.Cli
         assert resp.status == 503
         assert_error_envelope(await resp.json(), 503, "SERVICE_UNAVAILABLE")
     await server.app[STORAGE].open()
+
+
+GARBAGE_BODIES: list[Any] = [
+    {"content": None, "name": None, "user_id": None, "title": None},
+    {"content": ["x"], "name": {"a": 1}, "user_id": 5, "meta": "x", "rooms": "x"},
+    {"meta": {"a": 1e400}, "name": "x", "content": "x", "sender_id": "u", "user_id": "u"},
+    {"\ud800": 1, "name": "\udfff", "content": "\x00", "sender_id": "\u2028"},
+    {"ttl_seconds": 1e400, "user_ids": [None], "skip": -1, "limit": "x", "priority": 1},
+]
+GARBAGE_QUERIES = ["?skip=1e9&limit=-0", "?after_seq=9" + "9" * 40, "?limit=%00",
+                   "?sort=&search=" + "%F0%9F" * 3, "?created_after=2024-13-45T99:99:99Z"]
+
+
+@pytest.mark.parametrize("route", [pytest.param(r, id=f"{r.method} {r.path}")
+                                   for r in REST_ROUTES])
+async def test_no_route_answers_5xx_to_garbage(route: Any, http: aiohttp.ClientSession,
+                                                 base_url: str, tenant: dict,
+                                                 world: dict[str, Any]) -> None:
+    ids = {"room_id": world["room"], "message_id": world["msg"], "client_id": tenant["id"],
+           "notification_id": ZERO_UUID}
+    path = base_url + route.path.format(**ids)
+    headers = {"X-API-Key": tenant["api_key"]}
+    for query in GARBAGE_QUERIES:
+        async with http.request(route.method, path + query, headers=headers) as resp:
+            assert resp.status < 500, (query, await resp.text())
+    for body in GARBAGE_BODIES:
+        data = json.dumps(body)
+        async with http.request(route.method, path, data=data,
+                                headers={**headers, **JSON}) as resp:
+            assert resp.status < 500, (body, await resp.text())
+            assert resp.status >= 400 or route.method == "GET" or route.body is None
