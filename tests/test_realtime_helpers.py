@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +33,8 @@ class RawClient:
         self.seen: list[dict[str, Any]] = []
 
     async def recv(self, wait: float = TIMEOUT) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout=wait)
+        # an overall deadline: aiohttp re-arms receive(timeout=) after each auto-answered ping
+        msg = await asyncio.wait_for(self.ws.receive(), wait)
         if msg.type is not aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {msg.type} {msg.data!r}")
         event = json.loads(msg.data)
@@ -68,7 +73,7 @@ class RawClient:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError("socket not closed")
-            msg = await self.ws.receive(timeout=left)
+            msg = await asyncio.wait_for(self.ws.receive(), left)
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                             aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
                 return self.ws.close_code
@@ -114,3 +119,66 @@ async def sio_client(server: TestServer, tenant: dict[str, Any]) -> AsyncIterato
 
 async def call(client: socketio.AsyncClient, event: str, data: Any = None) -> dict[str, Any]:
     return await client.call(event, data if data is not None else {}, timeout=TIMEOUT)
+
+
+class StalledSocket:
+    """A raw TCP WebSocket client with a tiny receive buffer that reads only when told to."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, server: TestServer, path: str) -> StalledSocket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_connect(sock, (server.host, server.port)), TIMEOUT)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=2**20)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                      ).encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def frame(self) -> tuple[int, bytes]:
+        """Read one frame: (opcode, payload)."""
+        head = await asyncio.wait_for(self.reader.readexactly(2), TIMEOUT)
+        size = head[1] & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        payload = await asyncio.wait_for(self.reader.readexactly(size), TIMEOUT)
+        return head[0] & 0x0F, payload
+
+    async def close_code(self) -> int:
+        """Read frames until the close frame; return its code."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 8:
+                return struct.unpack("!H", payload[:2])[0]
+
+    def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def send_text(self, text: str, opcode: int = 1) -> None:
+        """A masked client frame."""
+        payload = text.encode() if isinstance(text, str) else text
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x80 | opcode, 0x80 | size))
+        elif size < 65536:
+            head = bytes((0x80 | opcode, 0x80 | 126)) + struct.pack("!H", size)
+        else:
+            head = bytes((0x80 | opcode, 0x80 | 127)) + struct.pack("!Q", size)
+        self.writer.write(head + mask + masked)
+
+    def abort(self) -> None:
+        self.writer.transport.abort()

@@ -18,12 +18,14 @@ import socketio
 
 from app import metrics
 from app.config import Settings
+from app.realtime import sio_transport
 from app.realtime.admission import RATE_LIMITED, Identity, Refusal
 from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, FastLocalEmit
 from app.realtime.envelope import envelope
 from app.realtime.limits import TokenBucket
 from app.realtime.presence import Presence
 from app.realtime.raw import CLOSE_GRACE_SECONDS, RawConnection, SendLimits
+from app.realtime.sio_transport import TrackedWebSocket
 from app.realtime.typists import Typists
 from app.services import Services
 from app.timeutil import now_ts
@@ -347,6 +349,9 @@ class Hub:
         closes += [self._sio_goodbye(sid) for sid in list(self.sio_sessions)]
         if closes:
             await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), grace + 1)
+        transport = self.sio.eio._async["websocket"]
+        if isinstance(transport, type) and issubclass(transport, TrackedWebSocket):
+            await sio_transport.close_all(transport, grace + 1)  # engine.io sockets: 1001
 
     async def _sio_goodbye(self, sid: str) -> None:
         await self.sio.disconnect(sid)

@@ -14,7 +14,7 @@ import socketio
 
 from app import errors
 from app.config import Settings
-from app.realtime import actions, validation
+from app.realtime import actions, sio_transport, validation
 from app.realtime.admission import RATE_LIMITED, Refusal, admit, identify
 from app.realtime.hub import Hub
 from storage import StorageError
@@ -26,12 +26,14 @@ Handler = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
 
 def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketio.AsyncServer:
     origins = settings.cors_origin_list
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="aiohttp", client_manager=manager,
         cors_allowed_origins="*" if "*" in origins else origins,
         ping_interval=settings.heartbeat_seconds, ping_timeout=settings.heartbeat_seconds,
         max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
     )
+    sio_transport.install(sio, settings.ws_compression)
+    return sio
 
 
 def ok(data: Any = None) -> dict[str, Any]:
