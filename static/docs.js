@@ -97,7 +97,7 @@ function responsesSection(spec, op) {
 function operationBlock(spec, path, method, op) {
   const head = el("summary", {}, el("span", { class: `m ${method.toUpperCase()}` }, method.toUpperCase()),
     el("span", { class: "path" }, path), el("span", {}, op.summary || ""),
-    op.security ? el("span", { class: "lock" }, "🔒 X-API-Key / Bearer") : "");
+    op.security ? el("span", { class: "lock" }, "auth: X-API-Key or Bearer") : "");
   const body = el("div", { class: "body" }, op.description ? el("p", {}, op.description) : "",
     parametersSection(spec, op), bodySection(spec, op), responsesSection(spec, op));
   return el("details", { id: op.operationId || `${method}-${path}` }, head, body);

@@ -214,3 +214,19 @@ async def test_notifications(api: Api, room: dict) -> None:
     assert len(body["data"]) == 1
     status, body = await api.call("POST", "/notifications", {"title": "x", "content": "y"})
     assert (status, body["error_code"]) == (422, "VALIDATION_ERROR")
+
+
+async def test_messages_stored_metric_counts_new_messages_only(
+        http: aiohttp.ClientSession, base_url: str, api: Api, room: dict) -> None:
+    async def stored() -> float:
+        async with http.get(base_url + "/metrics") as resp:
+            text = await resp.text()
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith("chatapi_messages_stored_total ")))
+
+    before = await stored()
+    await send(api, room["id"], "counted", client_msg_id="m-1")
+    status, _ = await api.call("POST", f"/rooms/{room['id']}/messages",
+                               {"sender_id": "u1", "content": "counted", "client_msg_id": "m-1"})
+    assert status == 200
+    assert await stored() == before + 1
