@@ -179,6 +179,116 @@ def _ratios(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _find(runs: list[Run], wl: str, server: str) -> Run | None:
+    for r in runs:
+        if r["workload"] == wl and r["server"] == server and "error" not in r:
+            return r
+    return None
+
+
+def _step(run: Run | None, kind: str, rate: int | None = None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    for st in run.get("steps", []):
+        if st["kind"] == kind and (rate is None or st.get("rate_per_room") == rate) \
+                and "skipped" not in st:
+            return st
+    return None
+
+
+def _check(ok: bool | None, text: str) -> str:
+    mark = "—" if ok is None else ("✅" if ok else "❌")
+    return f"- {mark} {text}"
+
+
+def _targets(runs: list[Run]) -> list[str]:
+    """Issue 6's and issue 2's targets, checked against this run's figures."""
+    out: list[str] = []
+    ours, bare = _step(_find(runs, "w1", "chatapi"), "max"), \
+        _step(_find(runs, "w1", "aiohttp"), "max")
+    if ours and bare:
+        r = ours["deliveries_per_server_cpu_s"] / bare["deliveries_per_server_cpu_s"]
+        out.append(_check(r >= 1.3, f"raw fan-out ≥ 1.3x the bare aiohttp loop per server-CPU-s "
+                                    f"(W1 max): {r:.2f}x"))
+    ours, bare = _step(_find(runs, "w1", "chatapi"), "rate", 10), \
+        _step(_find(runs, "w1", "aiohttp"), "rate", 10)
+    if ours and bare:
+        d = ours["latency"]["p99_ms"] - bare["latency"]["p99_ms"]
+        out.append(_check(d <= 2, f"quiet room p99 within 2 ms of the bare loop's (W1 10 msg/s): "
+                                  f"{ours['latency']['p99_ms']:.2f} vs "
+                                  f"{bare['latency']['p99_ms']:.2f} ms"))
+    ours, bare = _step(_find(runs, "w1-sio", "chatapi"), "max"), \
+        _step(_find(runs, "w1-sio", "sio"), "max")
+    if ours and bare:
+        r = ours["deliveries_per_server_cpu_s"] / bare["deliveries_per_server_cpu_s"]
+        out.append(_check(r >= 3, f"Socket.IO fan-out ≥ 3x bare python-socketio per "
+                                  f"server-CPU-s (W1-sio max): {r:.2f}x"))
+    for wl, how in (("w1", "raw"), ("w3", "REST-published")):
+        run = _find(runs, wl, "chatapi")
+        if run is None:
+            continue
+        st = _step(run, "rate", 50)
+        p99 = st["latency"]["p99_ms"] if st else None
+        out.append(_check(st is not None and p99 < 50 and st["loss"] == 0,
+                          f"p99 < 50 ms at 50 msg/s into the {run['setup']['connections']:,}-"
+                          f"subscriber room, {how}: " + (f"{p99:.1f} ms, loss {st['loss']}" if st
+                                              else "not run (above capacity)")))
+    for wl, limit in (("w2", 14), ("w2-sio", 20)):
+        run = _find(runs, wl, "chatapi")
+        if run:
+            kb = run["bytes_per_connection"] / 1024
+            out.append(_check(kb <= limit, f"idle memory ≤ {limit} KB per "
+                                           f"{'Socket.IO' if 'sio' in wl else 'raw'} connection "
+                                           f"({wl}): {kb:.1f} KB"))
+    run = _find(runs, "w3", "chatapi")
+    if run:
+        st = _step(run, "rate", 200)
+        top = _step(run, "max")
+        if st:
+            ok = st["msgs_s"] >= 195 and st["loss"] == 0 and st["latency"]["p99_ms"] < 100
+            text = (f"{st['msgs_s']:.0f} sends/s, loss {st['loss']}, "
+                    f"p99 {st['latency']['p99_ms']:.1f} ms")
+        else:
+            ok, text = False, f"max {top['msgs_s']:.0f} sends/s" if top else "no figure"
+        out.append(_check(ok, f"W3 ≥ 200 REST sends/s into the room, every delivery, p99 < 100 ms: "
+                              f"{text}"))
+    lossy = [f"{r['workload']}/{r['server']}/{st['rate_per_room']}" for r in runs
+             if r["server"] == "chatapi" and "steps" in r for st in r["steps"]
+             if st["kind"] == "rate" and "skipped" not in st and st["loss"]]
+    if any(r["server"] == "chatapi" and "steps" in r for r in runs):
+        out.append(_check(not lossy, "no loss in any unsaturated ChatAPI step"
+                                     + (f": lost in {', '.join(lossy)}" if lossy else "")))
+    for wl in ("presence", "presence-sio"):
+        run = _find(runs, wl, "chatapi")
+        if run:
+            ok = run["connects_s"] >= 500 and run["presence_missing_pairs"] == 0
+            out.append(_check(ok, f"{wl}: ≥ 500 connections/s into a filling room, every "
+                                  f"user_joined delivered: {run['connects_s']:.0f}/s, "
+                                  f"{run['presence_missing_pairs']} missing pairs"))
+    deflate = sorted({f"{r['workload']}: {r['setup']['permessage_deflate']}" for r in runs
+                      if r["server"] == "chatapi" and "setup" in r
+                      and "permessage_deflate" in r["setup"]})
+    if deflate:
+        out.append(_check(all(d.endswith("declined") for d in deflate),
+                          "permessage-deflate declined by default (" + "; ".join(deflate) + ")"))
+    run = _find(runs, "rest", "chatapi")
+    if run:
+        off, top, hist = run["send_offered"], run["send_max"], run["history"]
+        out.append(_check(top["sends_s"] >= 1500, f"REST sends ≥ 1,500/s into a room of "
+                                                  f"{run.get('history_max_seq', '?')} messages: "
+                                                  f"{top['sends_s']:.0f}/s"))
+        out.append(_check(off["latency"]["p99_ms"] < 50 and off["ok"] == off["sent"],
+                          f"REST send p99 < 50 ms at {off['offered_s']}/s offered: "
+                          f"{off['latency']['p99_ms']:.1f} ms, {off['sent'] - off['ok']} failed"))
+        out.append(_check(hist["latency"]["p99_ms"] < 10 and not hist["bad"],
+                          f"history page of 50 by before_seq p99 < 10 ms: "
+                          f"{hist['latency']['p99_ms']:.2f} ms"))
+        grow = (top["rss_end"] - off["rss_start"]) / 2**20
+        out.append(_check(grow < 32, f"memory flat over the REST run (< 32 MB growth): "
+                                     f"{_mb(off['rss_start'])} → {_mb(top['rss_end'])} MB"))
+    return out
+
+
 def render(runs: list[Run], meta: dict[str, Any]) -> str:
     """All tables for one run of the bench, as markdown."""
     out = [f"## ChatAPI bench {meta['started']}{' (quick)' if meta['quick'] else ''}",
@@ -198,4 +308,8 @@ def render(runs: list[Run], meta: dict[str, Any]) -> str:
     ratio = _ratios(runs)
     if ratio:
         out += ["### Ratios", "", *ratio, ""]
+    targets = _targets(runs)
+    if targets:
+        note = " — quick run, scaled down: indicative only" if meta["quick"] else ""
+        out += [f"### Targets (issues 2 and 6){note}", "", *targets, ""]
     return "\n".join(out)

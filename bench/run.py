@@ -56,7 +56,7 @@ class Scale:
     measure_s: float = 5.0
     idle_conns: int = 5000
     idle_per_room: int = 10
-    w3_rates: tuple[int, ...] = (100, 200, 400)
+    w3_rates: tuple[int, ...] = (50, 100, 200)
     w4_rooms: int = 100
     w4_subs: int = 10
     w4_rates: tuple[int, ...] = (5, 20, 50)
@@ -65,12 +65,14 @@ class Scale:
     rest_rate: int = 1000
     rest_measure_s: float = 10.0
     history_n: int = 2000
+    quiet_wait_s: float = 15.0  # per measurement: wait this long at most for a quiet machine
 
 
 FULL = Scale()
 QUICK = Scale(subs=200, w1_rates=(10, 50), warm_s=0.5, measure_s=2.0, idle_conns=1000,
-              w3_rates=(100, 200), w4_rooms=20, w4_rates=(5, 20), presence_members=300,
-              rest_seed=5000, rest_rate=500, rest_measure_s=3.0, history_n=300)
+              w3_rates=(50, 200), w4_rooms=20, w4_rates=(5, 20), presence_members=300,
+              rest_seed=5000, rest_rate=500, rest_measure_s=3.0, history_n=300,
+              quiet_wait_s=3.0)
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,9 @@ def run_one(wl: Workload, kind: str, sc: Scale, args: argparse.Namespace, workdi
         spec.update({"host": "127.0.0.1", "port": srv.port, "token": srv.token,
                      "rooms": rooms, "server_pid": srv.pid,
                      "clk_tck": os.sysconf("SC_CLK_TCK"),
-                     "timeout_s": args.scenario_timeout, "drain_s": 10})
+                     "timeout_s": args.scenario_timeout, "drain_s": 10,
+                     "quiet_wait_s": sc.quiet_wait_s, "quiet_cpu": args.quiet_cpu,
+                     "ws_client": args.ws_client, "sio_client": args.sio_client})
         result = run_loadgen(spec, workdir, args.pin)
         if "history_max_seq" in spec:
             result["history_max_seq"] = spec["history_max_seq"]
@@ -282,6 +286,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--subs", type=int, help="subscribers per room in W1/W1-sio/W3")
     p.add_argument("--measure", type=float, help="seconds per measurement window")
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
+    p.add_argument("--quiet-wait", type=float,
+                   help="max seconds to wait before each measurement for other processes to "
+                        "use < --quiet-cpu of a core (default 15, quick 3; 0 = never wait)")
+    p.add_argument("--quiet-cpu", type=float, default=0.15, help="(default %(default)s)")
+    p.add_argument("--ws-client", choices=("raw", "ws"), default="raw",
+                   help="load generator's WebSocket client: its own minimal one (default) or "
+                        "the `ws` package (cross-check; more CPU per delivery)")
+    p.add_argument("--sio-client", choices=("lite", "official"), default="lite",
+                   help="Socket.IO client: minimal protocol-5 client (default) or "
+                        "socket.io-client (cross-check; ~2x CPU per delivery)")
     p.add_argument("--max-minutes", type=float, help="global deadline (default 15, quick 4)")
     p.add_argument("--scenario-timeout", type=int, default=240,
                    help="hard limit per load generator run, seconds")
@@ -290,6 +304,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chatapi-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for ChatAPI (repeatable)")
     p.add_argument("--out", type=Path, help="JSON results path (default bench/results/)")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="print the tables of an earlier run's JSON and exit")
     args = p.parse_args(argv)
     args.chatapi_command = args.chatapi.split()
     args.chatapi_env = dict(kv.split("=", 1) for kv in args.chatapi_env)
@@ -298,11 +314,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        data = json.loads(args.render.read_text())
+        print(report.render(data["runs"], data["meta"]))
+        return 0
     sc = QUICK if args.quick else FULL
     if args.subs:
         sc = Scale(**{**sc.__dict__, "subs": args.subs})
     if args.measure:
         sc = Scale(**{**sc.__dict__, "measure_s": args.measure})
+    if args.quiet_wait is not None:
+        sc = Scale(**{**sc.__dict__, "quiet_wait_s": args.quiet_wait})
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -325,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             "pinned": args.pin and bool(taskset_prefix(0)), "cpus": os.cpu_count(),
             "python": sys.version.split()[0], "node": _node_version(), "repo": str(REPO),
             "git": _git_head(), "workloads": {n: WORKLOADS[n].about for n in names}}
+    meta["rounds"] = args.rounds
     out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1, default=str))
     print()
     print(report.render(runs, meta))
