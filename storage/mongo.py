@@ -116,11 +116,18 @@ def _doc(record: Record) -> dict[str, Any]:
 
 
 def _record(doc: dict[str, Any] | None, fields: tuple[str, ...], defaults: Record) -> Record | None:
-    if doc is None:
-        return None
+    return None if doc is None else normalized(_renamed(doc, fields), fields, defaults)
+
+
+def _records(docs: list[dict[str, Any]], fields: tuple[str, ...], defaults: Record
+             ) -> list[Record]:
+    return [normalized(_renamed(doc, fields), fields, defaults) for doc in docs]
+
+
+def _renamed(doc: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     if "_id" in doc and "id" in fields:
         doc["id"] = doc.pop("_id")
-    return normalized(doc, fields, defaults)
+    return doc
 
 
 def _contains(text: str) -> dict[str, str]:
@@ -255,7 +262,7 @@ class MongoStorage(Storage):
             docs = await self._page(self._clients, {}, [("created_at", ASCENDING),
                                                         ("_id", ASCENDING)], skip, limit)
             total = await self._clients.count_documents({})
-        return [_record(d, CLIENT_FIELDS, CLIENT_DEFAULTS) for d in docs], total  # type: ignore[misc]
+        return _records(docs, CLIENT_FIELDS, CLIENT_DEFAULTS), total
 
     async def update_client(self, client_id: str, changes: Record) -> Record | None:
         check_changes("client", changes, CLIENT_MUTABLE)
@@ -308,7 +315,7 @@ class MongoStorage(Storage):
             filter_ = await self._room_filter(client_id, query)
             docs = await self._page(self._rooms, filter_, order, query.skip, query.limit)
             total = await self._rooms.count_documents(filter_)
-        return [_record(d, ROOM_FIELDS, ROOM_DEFAULTS) for d in docs], total  # type: ignore[misc]
+        return _records(docs, ROOM_FIELDS, ROOM_DEFAULTS), total
 
     async def _room_filter(self, client_id: str, query: RoomQuery) -> dict[str, Any]:
         clauses: list[dict[str, Any]] = [{"client_id": client_id}]
@@ -378,8 +385,7 @@ class MongoStorage(Storage):
                 self._participants, {"room_id": room_id},
                 [("joined_at", ASCENDING), ("user_id", ASCENDING)], skip, limit, {"_id": 0})
             total = await self._participants.count_documents({"room_id": room_id})
-        items = [_record(d, PARTICIPANT_FIELDS, PARTICIPANT_DEFAULTS) for d in docs]
-        return items, total  # type: ignore[return-value]
+        return _records(docs, PARTICIPANT_FIELDS, PARTICIPANT_DEFAULTS), total
 
     async def set_last_read_seq(self, room_id: str, user_id: str, seq: int) -> Record | None:
         with self._errors():
@@ -471,7 +477,7 @@ class MongoStorage(Storage):
                 total = await self._messages.count_documents(filter_)
             else:
                 total = await self._range_total(room_id, query)
-        return [_record(d, MESSAGE_FIELDS, MESSAGE_DEFAULTS) for d in docs], total  # type: ignore[misc]
+        return _records(docs, MESSAGE_FIELDS, MESSAGE_DEFAULTS), total
 
     async def _range_total(self, room_id: str, query: MessageQuery) -> int:
         """Messages in the query's seq range from the room's last_seq, minus deleted ones
@@ -552,5 +558,4 @@ class MongoStorage(Storage):
                 self._notifications, filter_, [("created_at", DESCENDING), ("_id", DESCENDING)],
                 query.skip, query.limit)
             total = await self._notifications.count_documents(filter_)
-        items = [_record(d, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS) for d in docs]
-        return items, total  # type: ignore[return-value]
+        return _records(docs, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS), total
