@@ -39,7 +39,11 @@ class Refusal(Exception):
         super().__init__(f"{code} {self.reason}")
 
     def as_error(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.reason}
+        """`{code, message}` with the table's message; the specific reason as `detail`."""
+        error: dict[str, Any] = {"code": self.code, "message": REASONS.get(self.code, self.reason)}
+        if self.reason != error["message"]:
+            error["detail"] = self.reason
+        return error
 
 
 @dataclass(frozen=True)
