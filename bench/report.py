@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 Run = dict[str, Any]
-FANOUT = ("w1", "w1-sio", "w3", "w4", "w4-sio")
+FANOUT = ("w1", "w1-sio", "w3", "w4", "w4-sio", "w1-2node")
 IDLE = ("w2", "w2-sio")
 PRESENCE = ("presence", "presence-sio")
 
@@ -80,6 +80,10 @@ def _fanout_table(runs: list[Run]) -> list[str]:
             name = _step_name(st, run["workload"])
             if "skipped" in st:
                 rows.append(f"{head} {name} | above capacity, skipped |" + " |" * 10)
+                continue
+            if not st["msgs_sent"]:
+                rows.append(f"{head} {name} | stalled: nothing delivered, nothing sent |"
+                            + " |" * 10)
                 continue
             lat = st["latency"]
             loss = f"{st['loss']:,}" + (f" ({st['loss_pct']:.1f}%)" if st["loss"] else "")
@@ -252,8 +256,21 @@ def _targets(runs: list[Run]) -> list[str]:
             ok, text = False, f"max {top['msgs_s']:.0f} sends/s" if top else "no figure"
         out.append(_check(ok, f"W3 ≥ 200 REST sends/s into the room, every delivery, p99 < 100 ms: "
                               f"{text}"))
+    single, multi = _find(runs, "w1-2node", "chatapi"), _find(runs, "w1-2node", "chatapi-2node")
+    if single and multi:
+        for st in single["steps"]:
+            if st["kind"] != "rate" or "skipped" in st:
+                continue
+            other = _step(multi, "rate", st["rate_per_room"])
+            if other is None:
+                continue
+            p1, p2 = st["latency"]["p99_ms"], other["latency"]["p99_ms"]
+            ok = p1 is not None and p2 is not None and p2 <= 2 * p1 and other["loss"] == 0
+            out.append(_check(ok, f"cross-node p99 ≤ 2x single-node at {st['rate_per_room']} "
+                                  f"msg/s: {_n(p2, 1)} vs {_n(p1, 1)} ms, cross-node loss "
+                                  f"{other['loss']:,} of {other['deliveries_expected']:,}"))
     lossy = [f"{r['workload']}/{r['server']}/{st['rate_per_room']}" for r in runs
-             if r["server"] == "chatapi" and "steps" in r for st in r["steps"]
+             if r["server"].startswith("chatapi") and "steps" in r for st in r["steps"]
              if st["kind"] == "rate" and "skipped" not in st and st["loss"]]
     if any(r["server"] == "chatapi" and "steps" in r for r in runs):
         out.append(_check(not lossy, "no loss in any unsaturated ChatAPI step"

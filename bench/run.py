@@ -36,6 +36,7 @@ from bench.servers import (
     CAPABILITIES,
     REPO,
     VENV_BIN,
+    Cluster,
     Server,
     chatapi_available,
     taskset_prefix,
@@ -43,7 +44,7 @@ from bench.servers import (
 
 LOADGEN_DIR = BENCH_DIR / "loadgen"
 RESULTS_DIR = BENCH_DIR / "results"
-ALL_SERVERS = ("chatapi", "aiohttp", "sio")
+ALL_SERVERS = ("chatapi", "aiohttp", "sio", "chatapi-2node")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              lambda sc: {"scenario": "presence", "proto": "sio", "n": sc.presence_members,
                          "connect_concurrency": 20},
              "presence with Socket.IO clients"),
+    Workload("w1-2node", "ws", ("chatapi", "chatapi-2node"), lambda sc: 1,
+             lambda sc: _fanout("ws", "ws", sc.subs, _ladder(sc.w1_rates, sc, 4)),
+             "W1 on one node, and split across two nodes sharing Redis (publisher on node A, "
+             "subscribers alternate A/B)"),
     Workload("rest", "storage", ("chatapi",), lambda sc: 1,
              lambda sc: {"scenario": "rest", "rate": sc.rest_rate,
                          "measure_s": sc.rest_measure_s, "max_concurrency": 16,
@@ -141,7 +146,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "foundation: REST sends and history pages in a room holding many messages"),
 )}
 DEFAULT_WORKLOADS = ("w1", "w1-sio", "w2", "w2-sio", "w3", "w4", "presence", "presence-sio",
-                     "rest")
+                     "rest", "w1-2node")
 
 
 def ensure_loadgen() -> None:
@@ -189,7 +194,7 @@ def run_loadgen(spec: dict[str, Any], workdir: Path, pin: bool) -> dict[str, Any
 
 
 _CHILDREN: list[subprocess.Popen[bytes]] = []
-_SERVERS: list[Server] = []
+_SERVERS: list[Server | Cluster] = []
 
 
 def _cleanup(*_args: object) -> None:
@@ -207,8 +212,14 @@ def _cleanup(*_args: object) -> None:
 def run_one(wl: Workload, kind: str, sc: Scale, args: argparse.Namespace, workdir: Path
             ) -> dict[str, Any]:
     """Start `kind` fresh, prepare it, drive workload `wl` against it, stop it."""
-    srv = Server(kind, workdir, cpu=0 if args.pin else None,
-                 chatapi_command=args.chatapi_command, extra_env=args.chatapi_env)
+    cpu = 0 if args.pin else None
+    srv: Server | Cluster
+    if kind == "chatapi-2node":
+        srv = Cluster(workdir, cpu=cpu, chatapi_command=args.chatapi_command,
+                      extra_env=args.chatapi_env)
+    else:
+        srv = Server(kind, workdir, cpu=cpu, chatapi_command=args.chatapi_command,
+                     extra_env=args.chatapi_env)
     _SERVERS.append(srv)
     t0 = time.monotonic()
     try:
@@ -216,10 +227,10 @@ def run_one(wl: Workload, kind: str, sc: Scale, args: argparse.Namespace, workdi
         n_rooms = wl.rooms(sc)
         rooms = srv.prepare(n_rooms)
         spec = wl.spec(sc)
-        if spec["scenario"] == "rest":
+        if spec["scenario"] == "rest" and isinstance(srv, Server):
             spec["history_max_seq"] = _seed_rest_room(srv, rooms[0], sc, workdir)
-        spec.update({"host": "127.0.0.1", "port": srv.port, "token": srv.token,
-                     "rooms": rooms, "server_pid": srv.pid,
+        spec.update({"host": "127.0.0.1", "ports": srv.ports, "token": srv.token,
+                     "rooms": rooms, "server_pids": srv.pids,
                      "clk_tck": os.sysconf("SC_CLK_TCK"),
                      "timeout_s": args.scenario_timeout, "drain_s": 10,
                      "quiet_wait_s": sc.quiet_wait_s, "quiet_cpu": args.quiet_cpu,
@@ -281,7 +292,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-w", "--workloads", default=",".join(DEFAULT_WORKLOADS),
                    help=f"comma list of {', '.join(WORKLOADS)} (default: %(default)s)")
     p.add_argument("-s", "--servers", default=",".join(ALL_SERVERS),
-                   help="comma list of chatapi, aiohttp, sio (default: all)")
+                   help="comma list of chatapi, aiohttp, sio, chatapi-2node (default: all)")
     p.add_argument("--rounds", type=int, default=1, help="repeat, rotating server order")
     p.add_argument("--subs", type=int, help="subscribers per room in W1/W1-sio/W3")
     p.add_argument("--measure", type=float, help="seconds per measurement window")
@@ -333,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     if "chatapi" in wanted and not chatapi_available(args.chatapi_command):
         print(f"! ChatAPI is not runnable here ({args.chatapi} --help failed): baselines only",
               flush=True)
-        wanted.remove("chatapi")
+        wanted = [w for w in wanted if not w.startswith("chatapi")]
+    if "chatapi-2node" in wanted and shutil.which("redis-server") is None:
+        print("! redis-server not found: skipping the 2-node runs", flush=True)
+        wanted.remove("chatapi-2node")
     ensure_loadgen()
     raise_fd_limit()
     signal.signal(signal.SIGTERM, _cleanup)

@@ -35,9 +35,11 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "chatapi": frozenset({"ws", "sio", "rest", "storage"}),
     "aiohttp": frozenset({"ws", "rest"}),
     "sio": frozenset({"sio"}),
+    "chatapi-2node": frozenset({"ws", "sio", "rest"}),
 }
 LABELS = {
     "chatapi": "ChatAPI",
+    "chatapi-2node": "ChatAPI, 2 nodes + Redis",
     "aiohttp": "bare aiohttp loop",
     "sio": "bare python-socketio",
 }
@@ -97,6 +99,14 @@ class Server:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
 
     @property
     def label(self) -> str:
@@ -198,3 +208,94 @@ class Server:
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(make, range(n_rooms)))
+
+
+@dataclass
+class Cluster:
+    """Two ChatAPI nodes sharing one SQLite file and a private Redis (started here, on a free
+    loopback port, no persistence). All three count as "the server": CPU and RSS are summed.
+    """
+
+    workdir: Path
+    cpu: int | None = 0
+    chatapi_command: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nodes: list[Server] = field(default_factory=list)
+    redis: subprocess.Popen[bytes] | None = None
+    redis_port: int = 0
+    kind: str = "chatapi-2node"
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.kind]
+
+    @property
+    def token(self) -> str:
+        return self.nodes[0].token
+
+    @property
+    def pids(self) -> list[int]:
+        assert self.redis is not None
+        return [n.pid for n in self.nodes] + [self.redis.pid]
+
+    @property
+    def ports(self) -> list[int]:
+        return [n.port for n in self.nodes]
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.redis_port = free_port()
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("redis-server not found (needed for the 2-node workload)")
+        with open(self.workdir / "redis.log", "ab") as log:
+            self.redis = subprocess.Popen(
+                [*taskset_prefix(self.cpu), server, "--bind", "127.0.0.1", "--port",
+                 str(self.redis_port), "--save", "", "--appendonly", "no"],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_redis()
+        db = f"sqlite:///{self.workdir / 'shared.db'}"
+        env = {**self.extra_env, "CHATAPI_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
+        admin = "bench-admin-" + secrets.token_hex(16)
+        for name in ("node-a", "node-b"):
+            node = Server("chatapi", self.workdir / name, cpu=self.cpu,
+                          chatapi_command=self.chatapi_command, extra_env=env,
+                          database_url=db, admin_key=admin)
+            self.nodes.append(node)
+            node.start()
+
+    def _wait_redis(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not answer PING")
+
+    def prepare(self, n_rooms: int) -> list[str]:
+        rooms = self.nodes[0].prepare(n_rooms)
+        for node in self.nodes[1:]:
+            node.token = self.nodes[0].token
+        return rooms
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        codes = [n.stop(grace) for n in self.nodes]
+        if self.redis is not None and self.redis.poll() is None:
+            try:
+                os.killpg(self.redis.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.redis.wait(timeout=5)
+        return next((c for c in codes if c), codes[0] if codes else None)
+
+    def alive(self) -> bool:
+        return bool(self.nodes) and all(n.alive() for n in self.nodes) and \
+            self.redis is not None and self.redis.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(f"[{n.workdir.name}] {n.log_tail(lines)}" for n in self.nodes)

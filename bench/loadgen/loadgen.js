@@ -16,6 +16,10 @@ const { io } = require('socket.io-client');
 const { RawWs, SioLite } = require('./rawws');
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+// A "server" may be several processes (two ChatAPI nodes + Redis): CPU and RSS are summed,
+// subscriber k of a room connects to PORTS[k % PORTS.length], publishers use PORTS[0].
+const PIDS = spec.server_pids || [spec.server_pid];
+const PORTS = spec.ports || [spec.port];
 const CLK_TCK = spec.clk_tck || 100;
 const MARK = Buffer.from('BNCH~');
 const nowUs = () => performance.now() * 1000;
@@ -24,13 +28,17 @@ const log = (...a) => process.stderr.write(`[loadgen] ${a.join(' ')}\n`);
 
 // ---------------------------------------------------------------------------- /proc
 function serverCpu() {
-  try {
-    const s = fs.readFileSync(`/proc/${spec.server_pid}/stat`, 'latin1');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime (fields 14, 15)
-  } catch (e) {
-    return NaN;
+  let total = 0;
+  for (const pid of PIDS) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime (fields 14, 15)
+    } catch (e) {
+      return NaN;
+    }
   }
+  return total;
 }
 
 // Machine-wide busy CPU seconds (all cores), to tell how much other processes took.
@@ -45,14 +53,18 @@ function machineBusy() {
 }
 
 function serverMem() {
-  try {
-    const s = fs.readFileSync(`/proc/${spec.server_pid}/status`, 'latin1');
-    const rss = /VmRSS:\s+(\d+)/.exec(s);
-    const hwm = /VmHWM:\s+(\d+)/.exec(s);
-    return { rss: Number(rss[1]) * 1024, hwm: Number(hwm[1]) * 1024 };
-  } catch (e) {
-    return { rss: NaN, hwm: NaN };
+  let rss = 0;
+  let hwm = 0;
+  for (const pid of PIDS) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+      rss += Number(/VmRSS:\s+(\d+)/.exec(s)[1]) * 1024;
+      hwm += Number(/VmHWM:\s+(\d+)/.exec(s)[1]) * 1024;
+    } catch (e) {
+      return { rss: NaN, hwm: NaN };
+    }
   }
+  return { rss, hwm };
 }
 
 const counters = { frames: 0, frameBytes: 0, deliveries: 0 };
@@ -158,7 +170,7 @@ function request(method, path, body, key) {
     }
     restStats.inflight++;
     const req = http.request(
-      { host: spec.host, port: spec.port, method, path, agent, headers },
+      { host: spec.host, port: PORTS[0], method, path, agent, headers },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
@@ -307,13 +319,13 @@ function wsPath(roomId, uid) {
   return `/ws/${roomId}?${q}`;
 }
 
-function wsUrl(roomId, uid) {
-  return `ws://${spec.host}:${spec.port}${wsPath(roomId, uid)}`;
+function wsUrl(roomId, uid, port) {
+  return `ws://${spec.host}:${port}${wsPath(roomId, uid)}`;
 }
 
-function connectRaw(room, uid, onOther) {
+function connectRaw(room, uid, onOther, node = 0) {
   return new Promise((resolve, reject) => {
-    const sub = { room, uid, last: -1, open: false, ws: null };
+    const sub = { room, uid, node, last: -1, open: false, ws: null };
     const t0 = nowUs();
     let ready = false;
     const onText = (data) => {
@@ -340,7 +352,7 @@ function connectRaw(room, uid, onOther) {
     };
     if (spec.ws_client === 'ws') {
       // Cross-check path: the `ws` package (slower per read, same results).
-      const ws = new WebSocket(wsUrl(room.id, uid), {
+      const ws = new WebSocket(wsUrl(room.id, uid, PORTS[node]), {
         perMessageDeflate: false, handshakeTimeout: 20000, skipUTF8Validation: true,
       });
       sub.ws = ws;
@@ -348,20 +360,20 @@ function connectRaw(room, uid, onOther) {
       ws.on('close', (code) => onClose(code));
       ws.on('error', (e) => { if (!ready) reject(e); });
     } else {
-      sub.ws = new RawWs(spec.host, spec.port, wsPath(room.id, uid), {
+      sub.ws = new RawWs(spec.host, PORTS[node], wsPath(room.id, uid), {
         open: () => {}, text: onText, close: onClose,
       });
     }
   });
 }
 
-function connectSio(room, uid, onOther) {
-  if (spec.sio_client === 'official') return connectSioOfficial(room, uid, onOther);
+function connectSio(room, uid, onOther, node = 0) {
+  if (spec.sio_client === 'official') return connectSioOfficial(room, uid, onOther, node);
   return new Promise((resolve, reject) => {
-    const sub = { room, uid, last: -1, open: false, sock: null };
+    const sub = { room, uid, node, last: -1, open: false, sock: null };
     const t0 = nowUs();
     const auth = { token: spec.token || '', user_id: uid, user_name: uid };
-    const sock = new SioLite(spec.host, spec.port, auth, {
+    const sock = new SioLite(spec.host, PORTS[node], auth, {
       connect: () => {
         sock.emit('join', { room_id: room.id }, (ack) => {
           if (ack && ack.status === 'ok') {
@@ -390,11 +402,11 @@ function connectSio(room, uid, onOther) {
 }
 
 // Cross-check path: the official socket.io-client (much more CPU per delivery).
-function connectSioOfficial(room, uid, onOther) {
+function connectSioOfficial(room, uid, onOther, node = 0) {
   return new Promise((resolve, reject) => {
-    const sub = { room, uid, last: -1, open: false, sock: null };
+    const sub = { room, uid, node, last: -1, open: false, sock: null };
     const t0 = nowUs();
-    const sock = io(`http://${spec.host}:${spec.port}`, {
+    const sock = io(`http://${spec.host}:${PORTS[node]}`, {
       path: '/socket.io/',
       transports: ['websocket'],
       auth: { token: spec.token || '', user_id: uid, user_name: uid },
@@ -437,8 +449,10 @@ function connectSioOfficial(room, uid, onOther) {
   });
 }
 
-function connect(proto, room, uid, onOther) {
-  return proto === 'sio' ? connectSio(room, uid, onOther) : connectRaw(room, uid, onOther);
+function connect(proto, room, uid, onOther, node = 0) {
+  return proto === 'sio'
+    ? connectSio(room, uid, onOther, node)
+    : connectRaw(room, uid, onOther, node);
 }
 
 // Run `n` connects with at most `concurrency` in flight; returns subs in index order.
@@ -533,14 +547,14 @@ async function setupRooms(proto, publishVia, onOther) {
   const res = await connectMany(total, spec.connect_concurrency || 50, (k) => {
     const room = rooms[k % rooms.length];
     const j = Math.floor(k / rooms.length);
-    return connect(proto, room, `u${room.i}-${j}`, onOther).then((sub) => {
+    return connect(proto, room, `u${room.i}-${j}`, onOther, j % PORTS.length).then((sub) => {
       room.members.push(sub);
       return sub;
     });
   });
   const quiet = await waitQuiet(500, spec.quiet_max_s * 1000 || 60000);
   const win = w.end();
-  for (const r of rooms) r.pub = r.members[0];
+  for (const r of rooms) r.pub = r.members.find((m) => m.node === 0);
   if (publishVia === 'rest') for (const r of rooms) r.pub = { uid: `pub${r.i}` };
   return {
     connections: res.subs.length,
@@ -644,7 +658,7 @@ function stepResult(cfg, step, w) {
 // Offer permessage-deflate as a browser does and report whether the server accepts it.
 function probeDeflate(path) {
   return new Promise((resolve) => {
-    const ws = new RawWs(spec.host, spec.port, path, {
+    const ws = new RawWs(spec.host, PORTS[0], path, {
       open: () => {
         resolve(ws.extensions ? `accepted: ${ws.extensions}` : 'declined');
         ws.close();
