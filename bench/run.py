@@ -161,6 +161,14 @@ def ensure_loadgen() -> None:
                    timeout=300)
 
 
+def loadgen_selftest() -> None:
+    """The load generator's own WebSocket/Socket.IO clients against the `ws` server (~1 s)."""
+    done = subprocess.run([shutil.which("node") or "node", str(LOADGEN_DIR / "selftest.js")],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        sys.exit(f"load generator self-test failed:\n{done.stdout}{done.stderr}")
+
+
 def raise_fd_limit(want: int = 65536) -> None:
     """Thousands of sockets per process: raise RLIMIT_NOFILE (children inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -349,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         print("! redis-server not found: skipping the 2-node runs", flush=True)
         wanted.remove("chatapi-2node")
     ensure_loadgen()
+    loadgen_selftest()
     raise_fd_limit()
     signal.signal(signal.SIGTERM, _cleanup)
     signal.signal(signal.SIGINT, _cleanup)
