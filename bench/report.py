@@ -65,13 +65,18 @@ def one_line(run: Run) -> str:
     return "    (no figures)"
 
 
+def _head(run: Run) -> str:
+    rnd = f" (round {run['round']})" if run.get("rounds", 1) > 1 else ""
+    return f"| {run['workload']} | {run['server_label']}{rnd} |"
+
+
 def _fanout_table(runs: list[Run]) -> list[str]:
     rows = ["| workload | server | step | msgs/s | deliveries/s | deliveries per server-CPU-s "
             "| server µs/delivery | server CPU | p50 ms | p99 ms | loss | peak RSS MB "
             "| loadgen / other CPU |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
-        head = f"| {run['workload']} | {run['server_label']} |"
+        head = _head(run)
         if "error" in run:
             rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 10)
             continue
@@ -102,7 +107,7 @@ def _idle_table(runs: list[Run]) -> list[str]:
             "| loadgen / other CPU |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
-        head = f"| {run['workload']} | {run['server_label']} |"
+        head = _head(run)
         if "error" in run:
             rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 6)
             continue
@@ -121,7 +126,7 @@ def _presence_table(runs: list[Run]) -> list[str]:
             "| deliveries per server-CPU-s | missing pairs | peak RSS MB | loadgen / other CPU |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
-        head = f"| {run['workload']} | {run['server_label']} |"
+        head = _head(run)
         if "error" in run:
             rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 7)
             continue
@@ -183,11 +188,22 @@ def _ratios(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _disturbance(run: Run) -> float:
+    """Mean CPU other processes took during the run's measurements (% of a core)."""
+    vals = [st["other_cpu_pct"] for st in run.get("steps", []) if "other_cpu_pct" in st]
+    for key in ("send_offered", "send_max"):
+        if key in run:
+            vals.append(run[key]["other_cpu_pct"])
+    if "other_cpu_pct" in run:
+        vals.append(run["other_cpu_pct"])
+    return sum(vals) / len(vals) if vals else 0.0
+
+
 def _find(runs: list[Run], wl: str, server: str) -> Run | None:
-    for r in runs:
-        if r["workload"] == wl and r["server"] == server and "error" not in r:
-            return r
-    return None
+    """With several rounds: the least disturbed run of that workload on that server."""
+    found = [r for r in runs if r["workload"] == wl and r["server"] == server
+             and "error" not in r]
+    return min(found, key=_disturbance) if found else None
 
 
 def _step(run: Run | None, kind: str, rate: int | None = None) -> dict[str, Any] | None:
@@ -314,6 +330,8 @@ def render(runs: list[Run], meta: dict[str, Any]) -> str:
            "CPU columns are % of one core; ⚠ marks windows where other processes on this "
            "shared machine took more than 20% of a core.",
            ""]
+    for r in runs:
+        r["rounds"] = meta.get("rounds", 1)
     sections = (("Fan-out (W1, W1-sio, W3, W4)", FANOUT, _fanout_table),
                 ("Idle connections (W2)", IDLE, _idle_table),
                 ("Presence: a room filling up", PRESENCE, _presence_table),
