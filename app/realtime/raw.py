@@ -159,14 +159,20 @@ class RawConnection:
         return task
 
     async def close(self, code: int, reason: str, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        """Close with `code`; a peer that has not read its backlog by `grace` is aborted."""
         self.closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), grace)
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
-        finally:
-            if not self.transport.is_closing() or self.transport.get_write_buffer_size():
-                self.transport.abort()
+        transport = self.transport
+        if not transport.is_closing():
+            transport.abort()
+        elif transport.get_write_buffer_size():
+            # the close frame waits behind unread data: the peer has until the deadline
+            loop.call_at(deadline, _abort_if_stuck, transport)
 
     def ping(self) -> None:
         """Heartbeat PING (control frames are never compressed, so always direct)."""
@@ -197,6 +203,11 @@ class RawConnection:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _abort_if_stuck(transport: asyncio.Transport) -> None:
+    if transport.get_write_buffer_size():
+        transport.abort()
 
 
 def encode(event: str, data: dict[str, Any]) -> Encoded:
