@@ -19,6 +19,9 @@ class Settings:
     port: int = 8000
     database_url: str = "sqlite:///chatapi.db"
     redis_url: str = ""
+    # Redis keys and the pub/sub channel start with this (several deployments, or tests,
+    # can share one Redis).
+    redis_prefix: str = "chatapi"
     admin_key: str = ""
     public_url: str = ""
     cors_origins: str = "*"

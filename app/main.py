@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -15,12 +16,15 @@ import compat.rest
 from app import openapi, ops, realtime
 from app.config import Settings
 from app.keys import SERVICES, SETTINGS, STORAGE
+from app.ratelimit import MemoryRateLimiter, RateLimiter
 from app.services import Services
-from storage import Storage, create_storage
+from storage import Storage, StorageUnavailable, create_storage
 
 log = logging.getLogger("chatapi")
 
 STATIC_DIR = Path(str(resources.files("static")))
+STORAGE_RETRY_FIRST_SECONDS = 0.5
+STORAGE_RETRY_CAP_SECONDS = 10.0
 
 
 def create_app(
@@ -29,16 +33,17 @@ def create_app(
     announce: Callable[[str], None] | None = None,
 ) -> web.Application:
     """Build the app. `storage` may be passed ready (tests); `announce` prints first-start info."""
+    limiter = create_limiter(settings)
     app = web.Application(
-        middlewares=compat.http.middlewares(settings),
+        middlewares=compat.http.middlewares(settings, limiter=limiter),
         client_max_size=settings.max_body_bytes,
     )
     store = storage or create_storage(settings.database_url)
     app[SETTINGS] = settings
     app[STORAGE] = store
     app[SERVICES] = Services.build(store, settings)
-    app.cleanup_ctx.append(_storage_ctx)
-    app.cleanup_ctx.append(_bootstrap_ctx(announce or _print))
+    app.cleanup_ctx.append(_storage_ctx(announce or _print))
+    app.cleanup_ctx.append(_closing_ctx(limiter))
     realtime.setup(app)
     compat.rest.setup(app)
     ops.setup(app)
@@ -48,27 +53,75 @@ def create_app(
     return app
 
 
-async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    await app[STORAGE].open()
-    yield
-    await app[STORAGE].close()
+def create_limiter(settings: Settings) -> RateLimiter:
+    """REST token buckets: shared through Redis when configured, else this process's."""
+    if settings.redis_url:
+        from app.redis_ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter.from_url(settings.redis_url, settings.rate_limit_per_second,
+                                         settings.rate_limit_burst, settings.redis_prefix)
+    return MemoryRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
 
-def _bootstrap_ctx(announce: Callable[[str], None]
-                   ) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def bootstrap(app: web.Application) -> AsyncIterator[None]:
-        created = await app[SERVICES].clients.bootstrap()
-        if created is not None:
-            url = app[SETTINGS].demo_url(created.room["id"], created.api_key)
-            announce(
-                "ChatAPI first start: created client 'default' and public room 'general'.\n"
-                f"  API key (shown once, store it now): {created.api_key}\n"
-                f"  Room 'general': {created.room['id']}\n"
-                f"  Open the demo: {url}"
-            )
+def _closing_ctx(resource: object) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def closing(_: web.Application) -> AsyncIterator[None]:
         yield
+        close = getattr(resource, "close", None)
+        if close is not None:
+            await close()
 
-    return bootstrap
+    return closing
+
+
+def _storage_ctx(announce: Callable[[str], None]
+                 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Open storage and bootstrap. A networked store that is down at start does not stop
+    the server: it starts (503s, /readyz not ready) and keeps trying in the background."""
+    async def storage(app: web.Application) -> AsyncIterator[None]:
+        retry: asyncio.Task[None] | None = None
+        try:
+            await _prepare(app, announce)
+        except StorageUnavailable as exc:
+            if not getattr(app[STORAGE], "reconnects", False):
+                raise
+            log.warning("storage unreachable at start (%s); retrying in the background", exc)
+            retry = asyncio.ensure_future(_prepare_until_ready(app, announce))
+        yield
+        if retry is not None:
+            retry.cancel()
+            await asyncio.gather(retry, return_exceptions=True)
+        await app[STORAGE].close()
+
+    return storage
+
+
+async def _prepare_until_ready(app: web.Application, announce: Callable[[str], None]) -> None:
+    delay = STORAGE_RETRY_FIRST_SECONDS
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await _prepare(app, announce)
+        except StorageUnavailable as exc:
+            log.info("storage still unreachable: %s", exc)
+        except Exception:
+            log.exception("preparing storage failed")
+        else:
+            log.warning("storage reachable: ready")
+            return
+        delay = min(delay * 2, STORAGE_RETRY_CAP_SECONDS)
+
+
+async def _prepare(app: web.Application, announce: Callable[[str], None]) -> None:
+    await app[STORAGE].open()
+    created = await app[SERVICES].clients.bootstrap()
+    if created is not None:
+        url = app[SETTINGS].demo_url(created.room["id"], created.api_key)
+        announce(
+            "ChatAPI first start: created client 'default' and public room 'general'.\n"
+            f"  API key (shown once, store it now): {created.api_key}\n"
+            f"  Room 'general': {created.room['id']}\n"
+            f"  Open the demo: {url}"
+        )
 
 
 def _print(text: str) -> None:

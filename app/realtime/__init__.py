@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from app.config import Settings
 from app.keys import HUB, SERVICES, SETTINGS
 from app.realtime.emitter import create_manager
 from app.realtime.hub import Hub
@@ -12,8 +13,13 @@ from app.realtime.presence import MemoryPresence, Presence
 from app.realtime.sio import create_server, register
 
 
-def create_presence(redis_url: str) -> Presence:
-    """In-process presence; the Redis implementation arrives with the scale-out work."""
+def create_presence(settings: Settings) -> Presence:
+    """Presence in Redis when `CHATAPI_REDIS_URL` is set (any number of nodes), else in-process."""
+    if settings.redis_url:
+        from app.realtime.redis_presence import RedisPresence
+
+        return RedisPresence.from_url(settings.redis_url, prefix=settings.redis_prefix,
+                                      ttl=settings.presence_ttl_seconds)
     return MemoryPresence()
 
 
@@ -23,7 +29,7 @@ def setup(app: web.Application) -> None:
 
     settings = app[SETTINGS]
     sio = create_server(settings, create_manager(settings))
-    hub = Hub(settings, app[SERVICES], sio, create_presence(settings.redis_url))
+    hub = Hub(settings, app[SERVICES], sio, create_presence(settings))
     register(sio, hub)
     sio.attach(app, socketio_path="socket.io")
     compat.ws.setup(app)
@@ -36,6 +42,7 @@ def setup(app: web.Application) -> None:
 
 async def _start(app: web.Application) -> None:
     app[HUB].start()
+    await app[HUB].start_presence()
 
 
 async def _shutdown(app: web.Application) -> None:

@@ -144,5 +144,5 @@ def create_manager(settings: Settings) -> AsyncManager:
     if settings.redis_url:
         from app.realtime.redis_manager import FastRedisManager
 
-        return FastRedisManager(settings.redis_url)
+        return FastRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")
     return FastManager()

@@ -128,7 +128,7 @@ class Hub:
         """Put a connection in a room; the user's first connection announces `user_joined`."""
         self.manager.basic_enter_room(sid, NAMESPACE, room_id, eio_sid=eio_sid)
         self._room_count(room_id, +1)
-        if await self.presence.join(room_id, identity.user_id, sid):
+        if await self.presence.join(room_id, identity.user_id, sid, identity.user_name):
             joined = {"user_id": identity.user_id, "user_name": identity.user_name,
                       "joined_at": now_ts(), "meta": meta or {}}
             await self.emit("user_joined", envelope("user_joined", joined, room_id), room_id,
@@ -141,14 +141,19 @@ class Hub:
         if typing:
             await self.typists.stop(room_id, identity.user_id, identity.user_name)
         if await self.presence.leave(room_id, identity.user_id, sid):
-            left = {"user_id": identity.user_id, "user_name": identity.user_name,
-                    "left_at": now_ts()}
-            await self.emit("user_left", envelope("user_left", left, room_id), room_id)
+            await self.announce_left(room_id, identity.user_id, identity.user_name)
+
+    async def announce_left(self, room_id: str, user_id: str, user_name: str) -> None:
+        """`user_left` to the room; shared presence also calls it for users of a dead node."""
+        if room_id.startswith("user:"):  # a notification pseudo-room has no audience
+            return
+        left = {"user_id": user_id, "user_name": user_name, "left_at": now_ts()}
+        await self.emit("user_left", envelope("user_left", left, room_id), room_id)
 
     async def enter_user_room(self, sid: str, eio_sid: str, identity: Identity) -> None:
         room = user_room(identity.client_id, identity.user_id)
         self.manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=eio_sid)
-        await self.presence.join(room, identity.user_id, sid)
+        await self.presence.join(room, identity.user_id, sid, identity.user_name)
 
     async def exit_user_room(self, sid: str, identity: Identity) -> None:
         room = user_room(identity.client_id, identity.user_id)
@@ -308,6 +313,21 @@ class Hub:
     def start(self) -> None:
         if self._liveness is None:
             self._liveness = asyncio.ensure_future(self._liveness_loop())
+        if not self.sio.manager_initialized:  # else python-socketio waits for a first client
+            self.sio.manager_initialized = True
+            self.manager.initialize()
+
+    async def start_presence(self) -> None:
+        """A shared presence backend (Redis) beats once, then keeps itself alive."""
+        start = getattr(self.presence, "start", None)
+        if start is not None:
+            await start(self.announce_left)
+
+    async def check(self) -> None:
+        """For /readyz: raise unless the shared presence backend (Redis) answers."""
+        check = getattr(self.presence, "check", None)
+        if check is not None:
+            await check()
 
     async def _liveness_loop(self) -> None:
         """ONE task for every raw socket: pings, drops the silent, cuts slow consumers."""
@@ -366,3 +386,7 @@ class Hub:
             self._liveness.cancel()
             await asyncio.gather(self._liveness, return_exceptions=True)
             self._liveness = None
+        for backend in (self.presence, self.manager):
+            close = getattr(backend, "stop", None) or getattr(backend, "close", None)
+            if close is not None:
+                await close()

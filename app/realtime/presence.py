@@ -12,8 +12,9 @@ from typing import Protocol
 
 
 class Presence(Protocol):
-    async def join(self, room_id: str, user_id: str, conn_id: str) -> bool:
-        """Record a live connection; True if it is the user's first in the room."""
+    async def join(self, room_id: str, user_id: str, conn_id: str, user_name: str = "") -> bool:
+        """Record a live connection; True if it is the user's first in the room. The name is
+        what a shared backend announces in `user_left` should this node die."""
 
     async def leave(self, room_id: str, user_id: str, conn_id: str) -> bool:
         """Forget a connection; True if it was the user's last in the room."""
@@ -38,7 +39,7 @@ class MemoryPresence:
         self._rooms: dict[str, dict[str, set[str]]] = defaultdict(dict)
         self._typing: dict[tuple[str, str], float] = {}
 
-    async def join(self, room_id: str, user_id: str, conn_id: str) -> bool:
+    async def join(self, room_id: str, user_id: str, conn_id: str, user_name: str = "") -> bool:
         users = self._rooms[room_id]
         conns = users.setdefault(user_id, set())
         conns.add(conn_id)
