@@ -138,6 +138,10 @@ def _contains(text: str) -> dict[str, str]:
 class MongoStorage(Storage):
     """MongoDB; any number of server processes may share it (see module docstring)."""
 
+    # A server that is down at start is waited for: the app retries `open()` in the
+    # background and answers 503 meanwhile (`open()` keeps the client for the next try).
+    reconnects = True
+
     def __init__(self, target: Any, *, database: str | None = None,
                  owns_client: bool = False) -> None:
         """`target`: an AsyncMongoClient (database `database`, else the URL's, else
@@ -151,6 +155,7 @@ class MongoStorage(Storage):
             self._db = target
         self._owns_client = owns_client
         self._open = False
+        self._closed = False
         self._room_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._clients = self._db["clients"]
         self._rooms = self._db["rooms"]
@@ -218,6 +223,9 @@ class MongoStorage(Storage):
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
+        """Create the indexes; until that succeeds every call is StorageUnavailable."""
+        if self._closed:
+            raise StorageUnavailable("MongoDB storage is closed")
         self._open = True
         try:
             with self._errors():
@@ -225,12 +233,13 @@ class MongoStorage(Storage):
                     for keys, options in specs:
                         await self._db[name].create_index(keys, **options)
         except BaseException:
-            await self.close()
+            self._open = False
             raise
 
     async def close(self) -> None:
-        was_open, self._open = self._open, False
-        if self._owns_client and self._client is not None and was_open:
+        self._open = False
+        if self._owns_client and self._client is not None and not self._closed:
+            self._closed = True  # a closed AsyncMongoClient cannot be used again
             try:
                 await self._client.close()
             except PyMongoError:

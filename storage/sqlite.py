@@ -5,8 +5,13 @@ SQL statement: room counters are kept by triggers and tenant/room deletion by
 `ON DELETE CASCADE`, so each write is atomic on its own, costs one hop to aiosqlite's worker
 thread, and can never interleave with another coroutine's statements.
 
-Can't do: serve more than one node (the file lives on one machine; other local processes such
-as `chatapi create-client` may open it alongside). Use MongoDB to run several nodes.
+Several processes on one machine may share the file (say two `chatapi serve` behind a local
+proxy, or `chatapi create-client`): a write waits up to BUSY_TIMEOUT_S for SQLite's single
+write lock, and since a message's seq is read and its row written by one statement under that
+lock, no seq is ever shared or skipped across processes.
+
+Can't do: nodes on different machines (WAL needs the file on a local disk, not a network
+share), or more write throughput than one write lock allows. Use MongoDB for that.
 """
 
 from __future__ import annotations
@@ -254,7 +259,7 @@ def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[s
 
 
 class SQLiteStorage(Storage):
-    """SQLite through one aiosqlite connection. Single process only (see module docstring)."""
+    """SQLite through one aiosqlite connection; processes on one machine may share the file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
