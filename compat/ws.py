@@ -152,21 +152,31 @@ UnknownType = type("UnknownType", (errors.ApiError,),
 
 
 async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:
+    data: Any = None
     try:
         event, data = _parse(raw)
         await HANDLERS[event](hub, conn, member, data)
     except errors.ApiError as exc:
-        _error(conn, exc.code, exc.detail, exc.details)
+        _error(conn, exc.code, exc.detail, exc.details, _client_msg_id(data))
     except StorageError:
         log.warning("storage failed during %s", conn.sid, exc_info=True)
-        _error(conn, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+        _error(conn, "SERVICE_UNAVAILABLE", "Service temporarily unavailable",
+               client_msg_id=_client_msg_id(data))
+
+
+def _client_msg_id(data: Any) -> str | None:
+    """The refused message's id, so an offline queue knows which entry the error is about."""
+    value = data.get("client_msg_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _error(conn: RawConnection, code: str, message: str,
-           details: dict[str, Any] | None = None) -> None:
+           details: dict[str, Any] | None = None, client_msg_id: str | None = None) -> None:
     data: dict[str, Any] = {"code": code, "message": message}
     if details:
         data["details"] = details
+    if client_msg_id is not None:
+        data["client_msg_id"] = client_msg_id
     conn.send_event("error", data, conn.room_id)
 
 

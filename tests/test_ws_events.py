@@ -108,10 +108,11 @@ async def test_ws_message_is_idempotent_by_client_msg_id(server, http, api, tena
 
 async def test_ws_message_errors_match_rest(server, http, api, tenant, room):
     a = await connect(http, server, room["id"], tenant["api_key"], user_id="alice")
-    await a.send("message", {"content": "x" * 10_001})
+    await a.send("message", {"content": "x" * 10_001, "client_msg_id": "too-long-1"})
     error = assert_envelope(await a.next("error"), "error", room["id"])
     assert error["code"] == "CONTENT_TOO_LONG"
     assert error["details"] == {"max_length": 10_000, "current_length": 10_001}
+    assert error["client_msg_id"] == "too-long-1"
     await a.send("message", {"content": ""})
     assert (await a.next("error"))["data"]["code"] == "VALIDATION_ERROR"
     await a.send("message", {"content": "hi", "sender_id": "mallory"})
