@@ -85,7 +85,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     conn = RawConnection(
         "ws_" + secrets.token_urlsafe(12), ws, transport, principal=identity.principal,
         user_id=identity.user_id, user_name=identity.user_name, room_id=room["id"],
-        limits=hub.send_limits,
+        limits=hub.send_limits, outbox=hub.outbox,
         bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst))
     return conn, identity, last_seq
 

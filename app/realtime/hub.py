@@ -24,7 +24,7 @@ from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, FastLocalEmit
 from app.realtime.envelope import envelope
 from app.realtime.limits import TokenBucket
 from app.realtime.presence import Presence
-from app.realtime.raw import CLOSE_GRACE_SECONDS, RawConnection, SendLimits
+from app.realtime.raw import CLOSE_GRACE_SECONDS, Outbox, RawConnection, SendLimits
 from app.realtime.sio_transport import TrackedWebSocket
 from app.realtime.typists import Typists
 from app.services import Services
@@ -69,6 +69,7 @@ class Hub:
                                settings.typing_timeout_seconds)
         self.send_limits = SendLimits(settings.send_queue_bytes, 4 * settings.send_queue_bytes,
                                       settings.slow_consumer_seconds)
+        self.outbox = Outbox()
         self.shutting_down = False
         self._liveness: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -1,6 +1,9 @@
 """One raw WebSocket connection's write side: frames go straight to its transport, in order.
 
-Fan-out and direct replies share `write`, so a connection's frames never reorder. While a
+Fan-out and direct replies share `write`, so a connection's frames never reorder. Frames
+written during one event-loop iteration are joined and handed to the transport in ONE write
+at the end of it (`Outbox`): when events come faster than a socket drains, one syscall
+carries several of them; a quiet room pays one extra loop iteration, no timer. While a
 connection recovers (`last_seq`), live events are held in `buffer` and flushed after the
 replay. A connection whose transport buffer stays over its bound is cut (1013); the room
 never waits for it.
@@ -41,11 +44,37 @@ class Encoded:
     frame: bytes
 
 
+class Outbox:
+    """Connections with frames written this loop iteration, flushed in one `call_soon`."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[RawConnection] = []
+        self._scheduled = False
+
+    def add(self, conn: RawConnection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        self._scheduled = False
+        for conn in dirty:
+            try:
+                conn.send_out()
+            except Exception:  # one broken transport must not cost the others their frames
+                log.exception("flushing %s failed", conn.sid)
+
+
 class RawConnection:
     """A live `/ws/{room_id}` socket. Slots keep idle connections small."""
 
     __slots__ = (
         "__weakref__",
+        "_out",
         "_pending",
         "_sender",
         "bucket",
@@ -54,6 +83,7 @@ class RawConnection:
         "credential",
         "last_seen",
         "limits",
+        "outbox",
         "over_since",
         "pinged_at",
         "principal",
@@ -68,7 +98,7 @@ class RawConnection:
 
     def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.Transport,
                  *, principal: Any, user_id: str, user_name: str, room_id: str,
-                 limits: SendLimits, bucket: TokenBucket) -> None:
+                 limits: SendLimits, bucket: TokenBucket, outbox: Outbox) -> None:
         self.sid = sid
         self.ws = ws
         self.transport = transport
@@ -78,6 +108,7 @@ class RawConnection:
         self.user_name = user_name
         self.room_id = room_id
         self.limits = limits
+        self.outbox = outbox
         self.bucket = bucket
         self.buffer: list[Encoded] | None = None
         self.closing = False
@@ -85,28 +116,39 @@ class RawConnection:
         self.last_seen = asyncio.get_running_loop().time()
         self.pinged_at = 0.0
         self.over_since = 0.0
+        self._out: list[bytes] | None = None  # frames waiting for this iteration's flush
         self._pending: deque[str] | None = deque() if ws.compress else None
         self._sender: asyncio.Task[None] | None = None
 
     # -- writing -------------------------------------------------------------------------
     def deliver(self, item: Encoded) -> None:
-        """Fan-out entry: hold the event while recovering, else write it now."""
+        """Fan-out entry: hold the event while recovering, else queue its frame for the flush."""
         if self.buffer is not None:
             self.buffer.append(item)
         else:
             self.write(item.frame, item.text)
 
     def write(self, frame: bytes, text: str) -> None:
-        """Write one frame synchronously; the transport coalesces what the peer has not read."""
+        """Queue one frame; this iteration's flush writes all of them in one transport write."""
         if self.closing:
             return
         if self._pending is not None:
             self._queue_compressed(text)
             return
+        out = self._out
+        if out is None:
+            self._out = [frame]
+            self.outbox.add(self)
+        else:
+            out.append(frame)
+
+    def send_out(self) -> None:
+        """Hand the queued frames to the transport at once; check the slow-consumer bound."""
+        out, self._out = self._out, None
         transport = self.transport
-        if transport.is_closing():
+        if not out or transport.is_closing():
             return
-        transport.write(frame)
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
         size = transport.get_write_buffer_size()
         if size > self.limits.queue_bytes:
             self._over(size)
@@ -161,6 +203,7 @@ class RawConnection:
     async def close(self, code: int, reason: str, grace: float = CLOSE_GRACE_SECONDS) -> None:
         """Close with `code`; a peer that has not read its backlog by `grace` is aborted."""
         self.closing = True
+        self.send_out()  # frames accepted before closing precede the close frame
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         try:
