@@ -19,6 +19,7 @@ Can't do (no multi-document transactions are used, so it also runs on a standalo
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -109,10 +110,23 @@ _ROOM_ORDER = {
 
 
 def _doc(record: Record) -> dict[str, Any]:
-    """A record as stored: the id becomes `_id`."""
-    doc = dict(record)
+    """A record as stored: the id becomes `_id`, `meta` becomes JSON text."""
+    doc = _encoded(record)
     doc["_id"] = doc.pop("id")
     return doc
+
+
+def _encoded(fields: Record) -> dict[str, Any]:
+    """`meta` is kept as JSON text: its keys are the user's, and MongoDB refuses `$`-prefixed
+    or dotted field names in updates, where mongomock does not."""
+    doc = dict(fields)
+    if isinstance(doc.get("meta"), dict):
+        doc["meta"] = json.dumps(doc["meta"], separators=(",", ":"), ensure_ascii=False)
+    return doc
+
+
+def _set(changes: Record) -> dict[str, Any]:
+    return {"$set": _encoded(changes)}
 
 
 def _record(doc: dict[str, Any] | None, fields: tuple[str, ...], defaults: Record) -> Record | None:
@@ -127,6 +141,8 @@ def _records(docs: list[dict[str, Any]], fields: tuple[str, ...], defaults: Reco
 def _renamed(doc: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     if "_id" in doc and "id" in fields:
         doc["id"] = doc.pop("_id")
+    if isinstance(doc.get("meta"), str):
+        doc["meta"] = json.loads(doc["meta"])
     return doc
 
 
@@ -344,7 +360,7 @@ class MongoStorage(Storage):
         check_changes("room", changes, ROOM_MUTABLE)
         with self._errors():
             doc = await self._rooms.find_one_and_update(
-                {"_id": room_id, "client_id": client_id}, {"$set": changes},
+                {"_id": room_id, "client_id": client_id}, _set(changes),
                 return_document=ReturnDocument.AFTER)
         return _record(doc, ROOM_FIELDS, ROOM_DEFAULTS)
 
@@ -363,7 +379,7 @@ class MongoStorage(Storage):
         room_id = record["room_id"]
         with self._errors():
             try:
-                await self._participants.insert_one(dict(record))
+                await self._participants.insert_one(_encoded(record))
             except DuplicateKeyError:
                 return False
             counted = await self._rooms.update_one(
@@ -510,7 +526,7 @@ class MongoStorage(Storage):
         check_changes("message", changes, MESSAGE_MUTABLE)
         with self._errors():
             doc = await self._messages.find_one_and_update(
-                {"_id": message_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+                {"_id": message_id}, _set(changes), return_document=ReturnDocument.AFTER)
         return _record(doc, MESSAGE_FIELDS, MESSAGE_DEFAULTS)
 
     async def set_message_deleted(
@@ -542,7 +558,7 @@ class MongoStorage(Storage):
         with self._errors():
             if changes:
                 doc = await self._notifications.find_one_and_update(
-                    {"_id": notification_id}, {"$set": changes},
+                    {"_id": notification_id}, _set(changes),
                     return_document=ReturnDocument.AFTER)
             else:
                 doc = await self._notifications.find_one({"_id": notification_id})

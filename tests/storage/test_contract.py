@@ -651,3 +651,24 @@ async def test_notifications(storage: Storage, clock: Clock, client: Record, roo
     assert updated["user_ids"] == ["alice", "bob"]
     assert await storage.get_notification(client["id"], to_users["id"]) == updated
     assert await storage.update_notification(new_id(), {"status": "x"}) is None
+
+
+USER_META = {"$where": 1, "a.b": {"$gt": [1, "x"]}, "nested": {"deep": {"ok": True}}, "é": "ü"}
+
+
+async def test_meta_keys_are_the_users_own(
+    storage: Storage, clock: Clock, client: Record
+) -> None:
+    """Any JSON object round-trips as meta, `$`-prefixed and dotted keys included."""
+    room = await add_room(storage, clock, client, meta=USER_META)
+    assert (await storage.get_room(client["id"], room["id"]))["meta"] == USER_META
+    updated = await storage.update_room(client["id"], room["id"], {"meta": {"$set": {"x": 1}}})
+    assert updated is not None and updated["meta"] == {"$set": {"x": 1}}
+    assert await join(storage, room, "bob", clock, meta=USER_META) is True
+    assert (await storage.get_participant(room["id"], "bob"))["meta"] == USER_META
+    sent = await send(storage, room, clock, meta=USER_META)
+    assert (await storage.get_message(client["id"], sent["id"]))["meta"] == USER_META
+    edited = await storage.update_message(sent["id"], {"meta": {"$inc": {"seq": 5}}})
+    assert edited is not None and edited["meta"] == {"$inc": {"seq": 5}} and edited["seq"] == 1
+    note = await notify(storage, clock, client, meta=USER_META)
+    assert (await storage.get_notification(client["id"], note["id"]))["meta"] == USER_META
