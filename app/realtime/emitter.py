@@ -22,6 +22,7 @@ from app import metrics
 from app.config import Settings
 from app.realtime.envelope import dumps, text_frame
 from app.realtime.raw import Encoded
+from app.realtime.sio_transport import deliver as sio_deliver
 
 if TYPE_CHECKING:
     from app.realtime.hub import Hub
@@ -73,10 +74,12 @@ class FastLocalEmit(AsyncManager):
         skip_user = inner.get("user_id") if event in SKIP_SENDER_EVENTS else None
         raw, sio_users, buffers = hub.raw, hub.sio_users, hub.sio_buffers
         sockets = self.server.eio.sockets
+        addressed = data.get("room_id") is None  # user-addressed: each raw envelope names its room
         text: str | None = None
         item: Encoded | None = None
         per_room: dict[str, Encoded] = {}
         pkt: eio_packet.Packet | None = None
+        frame = b""
         raw_count = sio_count = 0
         for sid, eio_sid in members:
             if sid in skip:
@@ -85,7 +88,7 @@ class FastLocalEmit(AsyncManager):
             if conn is not None:
                 if skip_user is not None and conn.user_id == skip_user:
                     continue
-                if data.get("room_id") is None:  # user-addressed: the raw envelope names its room
+                if addressed:
                     conn.deliver(_for_room(per_room, event, seq, data, conn.room_id))
                 else:
                     if item is None:
@@ -101,12 +104,12 @@ class FastLocalEmit(AsyncManager):
                 continue
             if pkt is None:
                 text = text or dumps(data)
-                pkt = _sio_packet(event, text)
+                pkt, frame = _sio_packet(event, text)
             held = buffers.get((sid, room)) if buffers and isinstance(room, str) else None
             if held is not None:
                 held.append((event, seq, pkt))
             else:
-                socket.queue.put_nowait(pkt)
+                sio_deliver(socket, pkt, frame)
             sio_count += 1
         return raw_count, sio_count
 
@@ -132,11 +135,11 @@ def _for_room(cache: dict[str, Encoded], event: str, seq: int | None, data: dict
     return item
 
 
-def _sio_packet(event: str, envelope_text: str) -> eio_packet.Packet:
-    """One engine.io MESSAGE carrying the socket.io EVENT, encoded now and reused by all."""
+def _sio_packet(event: str, envelope_text: str) -> tuple[eio_packet.Packet, bytes]:
+    """One engine.io MESSAGE carrying the socket.io EVENT, encoded now and reused by all: as
+    a packet for engine.io's queues and as the WebSocket frame engine.io would send for it."""
     pkt = eio_packet.Packet(eio_packet.MESSAGE, "2[" + dumps(event) + "," + envelope_text + "]")
-    pkt.encode()
-    return pkt
+    return pkt, text_frame(pkt.encode().encode())
 
 
 def create_manager(settings: Settings) -> AsyncManager:

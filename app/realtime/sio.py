@@ -32,7 +32,7 @@ def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketi
         ping_interval=settings.heartbeat_seconds, ping_timeout=settings.heartbeat_seconds,
         max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
     )
-    sio_transport.install(sio, settings.ws_compression)
+    sio_transport.install(sio, settings.ws_compression, settings.send_queue_bytes)
     return sio
 
 

@@ -1,0 +1,32 @@
+"""The official socket.io-client (Node) against ChatAPI while room events take the direct
+WebSocket frame path (`app.realtime.sio_transport.deliver`): bursts interleaved with acks
+and pings, a WebSocket-only client and one upgraded from polling, nothing lost or reordered."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.realtime import sio_transport
+from tests.seed.test_seed_examples import node_env, run_node
+
+CLIENT = Path(__file__).resolve().parent.parent / "bench/loadgen/node_modules/socket.io-client"
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None or not CLIENT.is_dir(),
+                                reason="node or bench/loadgen's socket.io-client missing")
+
+
+async def test_official_client_gets_every_event_in_order(server, tenant, room, monkeypatch):
+    direct = []
+    write = sio_transport.DirectWriter.write
+    monkeypatch.setattr(sio_transport.DirectWriter, "write",
+                        lambda self, frame: (direct.append(frame), write(self, frame))[1])
+    r = await run_node("../sio_node/official_client.mjs", **node_env(server, room, tenant))
+    assert r["join"] == ["ok", "ok"]
+    assert r["acks"] == ["ok"] * 60 and r["pongs"] == ["ok"] * 6
+    assert r["alice_transport"] == "websocket"
+    seqs = sorted(r["acked_seqs"])
+    assert r["alice"] == seqs and r["bob"] == seqs
+    assert direct, "room events never took the direct frame path"
