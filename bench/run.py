@@ -13,6 +13,7 @@ JSON result. The tables go to stdout, everything to bench/results/<stamp>.json.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -20,11 +21,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,13 +69,14 @@ class Scale:
     rest_measure_s: float = 10.0
     history_n: int = 2000
     quiet_wait_s: float = 15.0  # per measurement: wait this long at most for a quiet machine
+    retries: int = 2  # re-runs of a fan-out step or REST phase that other processes disturbed
 
 
 FULL = Scale()
 QUICK = Scale(subs=200, w1_rates=(10, 50), warm_s=0.5, measure_s=2.0, idle_conns=1000,
               w3_rates=(50, 200), w4_rooms=20, w4_rates=(5, 20), presence_members=300,
               rest_seed=5000, rest_rate=500, rest_measure_s=3.0, history_n=300,
-              quiet_wait_s=3.0)
+              quiet_wait_s=3.0, retries=0)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,35 @@ def raise_fd_limit(want: int = 65536) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+LOCK_PATH = Path(tempfile.gettempdir()) / "chatapi-bench.lock"
+
+
+def acquire_machine_lock(wait_s: float) -> IO[str]:
+    """One bench run at a time on this machine (two would share the same two cores)."""
+    fh = open(LOCK_PATH, "a+")  # held (locked) for the whole run
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fh.seek(0)
+                sys.exit(f"another bench run holds {LOCK_PATH}: {fh.read().strip()}")
+            if not told:
+                fh.seek(0)
+                print(f"! waiting for another bench run to finish ({fh.read().strip()})",
+                      flush=True)
+                told = True
+            time.sleep(2)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+    fh.flush()
+    return fh
+
+
 def run_loadgen(spec: dict[str, Any], workdir: Path, pin: bool) -> dict[str, Any]:
     """Run one load generator scenario; its last stdout line is the JSON result."""
     path = workdir / "spec.json"
@@ -242,6 +274,7 @@ def run_one(wl: Workload, kind: str, sc: Scale, args: argparse.Namespace, workdi
                      "clk_tck": os.sysconf("SC_CLK_TCK"),
                      "timeout_s": args.scenario_timeout, "drain_s": 10,
                      "quiet_wait_s": sc.quiet_wait_s, "quiet_cpu": args.quiet_cpu,
+                     "retries": sc.retries,
                      "ws_client": args.ws_client, "sio_client": args.sio_client})
         result = run_loadgen(spec, workdir, args.pin)
         if "history_max_seq" in spec:
@@ -309,6 +342,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="max seconds to wait before each measurement for other processes to "
                         "use < --quiet-cpu of a core (default 15, quick 3; 0 = never wait)")
     p.add_argument("--quiet-cpu", type=float, default=0.15, help="(default %(default)s)")
+    p.add_argument("--retries", type=int,
+                   help="re-runs of a disturbed step (other processes > 20%% of a core); the "
+                        "least disturbed is kept (default 2, quick 0)")
     p.add_argument("--ws-client", choices=("raw", "ws"), default="raw",
                    help="load generator's WebSocket client: its own minimal one (default) or "
                         "the `ws` package (cross-check; more CPU per delivery)")
@@ -324,6 +360,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chatapi-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for ChatAPI (repeatable)")
     p.add_argument("--out", type=Path, help="JSON results path (default bench/results/)")
+    p.add_argument("--lock-wait", type=float, default=1800,
+                   help="seconds to wait for another bench run on this machine to finish "
+                        "(default %(default)s)")
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="print the tables of an earlier run's JSON and exit")
     args = p.parse_args(argv)
@@ -345,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         sc = Scale(**{**sc.__dict__, "measure_s": args.measure})
     if args.quiet_wait is not None:
         sc = Scale(**{**sc.__dict__, "quiet_wait_s": args.quiet_wait})
+    if args.retries is not None:
+        sc = Scale(**{**sc.__dict__, "retries": args.retries})
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -357,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if "chatapi-2node" in wanted and shutil.which("redis-server") is None:
         print("! redis-server not found: skipping the 2-node runs", flush=True)
         wanted.remove("chatapi-2node")
+    lock = acquire_machine_lock(args.lock_wait)
     ensure_loadgen()
     loadgen_selftest()
     raise_fd_limit()
@@ -377,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.render(runs, meta))
     print(f"\nJSON: {out}")
+    lock.close()
     return 0
 
 

@@ -687,9 +687,18 @@ async function scenarioFanout() {
       results.push({ kind: 'rate', rate_per_room: cfg.rate, offered_msgs_s: cfg.rate * rooms.length, skipped: `offered ${Math.round(offered)} deliveries/s > ${spec.skip_factor || 1.25}x max ${Math.round(maxDeliveries)}` });
       continue;
     }
-    for (const r of rooms) r.restFailed = 0;
-    await waitMachineQuiet(`${cfg.kind} ${cfg.rate || ''}`);
-    const res = cfg.kind === 'max' ? await runMaxStep(cfg) : await runRateStep(cfg);
+    // A step that other processes disturbed (> 20% of a core) is run again, at most
+    // `spec.retries` times; the least disturbed attempt is kept.
+    let res = null;
+    for (let attempt = 0; attempt <= (spec.retries ?? 0); attempt++) {
+      for (const r of rooms) r.restFailed = 0;
+      await waitMachineQuiet(`${cfg.kind} ${cfg.rate || ''}`);
+      const one = cfg.kind === 'max' ? await runMaxStep(cfg) : await runRateStep(cfg);
+      one.attempts = attempt + 1;
+      if (!res || one.other_cpu_pct < res.other_cpu_pct) res = { ...one };
+      if (one.other_cpu_pct <= 20) break;
+      log(`${cfg.kind} ${cfg.rate || ''}: disturbed (other ${one.other_cpu_pct.toFixed(0)}%), again`);
+    }
     if (cfg.kind === 'max') maxDeliveries = res.deliveries_s;
     log(`${cfg.kind} ${cfg.rate || ''}: ${Math.round(res.deliveries_s)} deliv/s, p99 ${res.latency.p99_ms} ms, loss ${res.loss}`);
     results.push(res);
@@ -855,8 +864,17 @@ async function scenarioRest() {
     };
     log(`${name}: ${Math.round(done / w.seconds)}/s p99 ${hist.pct(99)} ms status ${JSON.stringify(status)}`);
   }
-  await sendPhase('send_offered', spec.rate, spec.measure_s, null);
-  await sendPhase('send_max', null, spec.measure_s, spec.max_concurrency || 16);
+  for (const [name, rate, conc] of [['send_offered', spec.rate, null],
+    ['send_max', null, spec.max_concurrency || 16]]) {
+    let best = null;
+    for (let attempt = 0; attempt <= (spec.retries ?? 0); attempt++) {
+      await sendPhase(name, rate, spec.measure_s, conc);
+      out[name].attempts = attempt + 1;
+      if (!best || out[name].other_cpu_pct < best.other_cpu_pct) best = out[name];
+      if (out[name].other_cpu_pct <= 20) break;
+    }
+    out[name] = best;
+  }
   // History: pages of 50 by before_seq, one request at a time.
   await waitMachineQuiet('history');
   const hist = new Hist();
