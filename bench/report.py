@@ -322,6 +322,19 @@ def _targets(runs: list[Run]) -> list[str]:
     return out
 
 
+def _profiles(runs: list[Run], top: int = 10) -> list[str]:
+    out: list[str] = []
+    for run in runs:
+        for name, prof in (run.get("profiles") or {}).items():
+            if not prof.get("samples"):
+                continue
+            out.append(f"**{run['workload']} / {run['server_label']} / {name}** "
+                       f"({prof['samples']:,} samples) — self: "
+                       + "; ".join(f"{f} {p}%" for f, p in prof["self"][:top]))
+            out.append("")
+    return out
+
+
 def render(runs: list[Run], meta: dict[str, Any]) -> str:
     """All tables for one run of the bench, as markdown."""
     out = [f"## ChatAPI bench {meta['started']}{' (quick)' if meta['quick'] else ''}",
@@ -340,6 +353,9 @@ def render(runs: list[Run], meta: dict[str, Any]) -> str:
         chosen = [r for r in runs if r["workload"] in names]
         if chosen:
             out += [f"### {title}", "", *table(chosen), ""]
+    profiles = _profiles(runs)
+    if profiles:
+        out += ["### Profiles (py-spy, % of the server's samples)", "", *profiles, ""]
     ratio = _ratios(runs)
     if ratio:
         out += ["### Ratios", "", *ratio, ""]

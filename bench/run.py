@@ -31,7 +31,7 @@ from typing import IO, Any
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report
+from bench import profile, report
 from bench.seed import seed_messages
 from bench.servers import (
     BENCH_DIR,
@@ -276,7 +276,12 @@ def run_one(wl: Workload, kind: str, sc: Scale, args: argparse.Namespace, workdi
                      "quiet_wait_s": sc.quiet_wait_s, "quiet_cpu": args.quiet_cpu,
                      "retries": sc.retries,
                      "ws_client": args.ws_client, "sio_client": args.sio_client})
+        if args.profile:
+            spec["profile"] = {"cmd": args.profile_cmd, "dir": str(workdir), "rate": 200,
+                               "pids": [n.pid for n in getattr(srv, "nodes", [srv])]}
         result = run_loadgen(spec, workdir, args.pin)
+        if args.profile:
+            result["profiles"] = profile.collect(workdir)
         if "history_max_seq" in spec:
             result["history_max_seq"] = spec["history_max_seq"]
         if not srv.alive():
@@ -360,6 +365,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chatapi-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for ChatAPI (repeatable)")
     p.add_argument("--out", type=Path, help="JSON results path (default bench/results/)")
+    p.add_argument("--profile", action="store_true",
+                   help="sample the server with py-spy (pip install py-spy) during the max "
+                        "step / connect phase / REST phases; summaries in the output, "
+                        "collapsed stacks in the logs (slightly disturbs the figures)")
     p.add_argument("--lock-wait", type=float, default=1800,
                    help="seconds to wait for another bench run on this machine to finish "
                         "(default %(default)s)")
@@ -367,6 +376,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="print the tables of an earlier run's JSON and exit")
     args = p.parse_args(argv)
     args.chatapi_command = args.chatapi.split()
+    args.profile_cmd = shutil.which("py-spy", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    if args.profile and args.profile_cmd is None:
+        p.error("--profile needs py-spy: .venv/bin/pip install py-spy")
     args.chatapi_env = dict(kv.split("=", 1) for kv in args.chatapi_env)
     return args
 

@@ -9,6 +9,7 @@
 // Every phase is bounded in time; a global deadline (spec.timeout_s) ends the process.
 
 const fs = require('fs');
+const { spawn } = require('child_process');
 const http = require('http');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
@@ -107,6 +108,29 @@ class Window {
       frame_bytes_avg: frames ? (counters.frameBytes - this.c0.frameBytes) / frames : null,
     };
   }
+}
+
+// ---------------------------------------------------------------------------- profiler
+// With spec.profile = {cmd, dir, pids}: py-spy samples the server over a measurement window
+// (the max step of a fan-out, the connect phase of idle/presence, the REST phases).
+function startProfile(label) {
+  const p = spec.profile;
+  if (!p) return null;
+  const procs = p.pids.map((pid) => spawn(p.cmd, [
+    'record', '--pid', String(pid), '--rate', String(p.rate || 200), '--format', 'raw',
+    '--nonblocking', '-o', `${p.dir}/profile-${label}-${pid}.txt`,
+  ], { stdio: 'ignore' }));
+  return procs;
+}
+
+async function stopProfile(procs) {
+  if (!procs) return;
+  await Promise.all(procs.map((pr) => new Promise((resolve) => {
+    if (pr.exitCode !== null) return resolve();
+    pr.on('exit', resolve);
+    pr.kill('SIGINT');
+    setTimeout(() => { pr.kill('SIGKILL'); resolve(); }, 10000);
+  })));
 }
 
 // ---------------------------------------------------------------------------- histogram
@@ -620,11 +644,13 @@ async function runMaxStep(cfg) {
   rooms.forEach(pump);
   await sleep(cfg.warm_s * 1000);
   for (const r of rooms) r.closedLoop.step = meas;
+  const prof = cfg.profile ? startProfile('max') : null;
   const win = new Window();
   await sleep(cfg.measure_s * 1000);
   const w = win.end();
   for (const r of rooms) r.closedLoop = null;
   clearInterval(kick);
+  await stopProfile(prof);
   await drain(meas, (spec.drain_s || 10) * 1000);
   await drain(warm, 2000, 500);
   return stepResult(cfg, meas, w);
@@ -693,7 +719,10 @@ async function scenarioFanout() {
     for (let attempt = 0; attempt <= (spec.retries ?? 0); attempt++) {
       for (const r of rooms) r.restFailed = 0;
       await waitMachineQuiet(`${cfg.kind} ${cfg.rate || ''}`);
-      const one = cfg.kind === 'max' ? await runMaxStep(cfg) : await runRateStep(cfg);
+      const prof = cfg.kind === 'max' && attempt === 0 && spec.profile;
+      const one = cfg.kind === 'max'
+        ? await runMaxStep({ ...cfg, profile: prof })
+        : await runRateStep(cfg);
       one.attempts = attempt + 1;
       if (!res || one.other_cpu_pct < res.other_cpu_pct) res = { ...one };
       if (one.other_cpu_pct <= 20) break;
@@ -711,6 +740,7 @@ async function scenarioIdle() {
   await waitMachineQuiet('idle');
   await sleep(500);
   const before = serverMem().rss;
+  const prof = startProfile('connect');
   const w = new Window();
   const total = rooms.length * spec.per_room;
   const res = await connectMany(total, spec.connect_concurrency || 50, (k) => {
@@ -718,6 +748,7 @@ async function scenarioIdle() {
     return connect(spec.proto, room, `i${k}`).then((sub) => { room.members.push(sub); return sub; });
   });
   const connectWin = w.end();
+  await stopProfile(prof);
   await waitQuiet(500, 20000);
   await sleep((spec.settle_s || 2) * 1000);
   const after = serverMem();
@@ -763,6 +794,7 @@ async function scenarioPresence() {
     seen[sub.k * n + b] = 1;
   }
   await waitMachineQuiet('presence');
+  const prof = startProfile('presence');
   const w = new Window();
   const t0 = nowUs();
   const res = await connectMany(n, spec.connect_concurrency || 20, (k) => {
@@ -774,6 +806,7 @@ async function scenarioPresence() {
   const connectSeconds = (nowUs() - t0) / 1e6;
   const quiet = await waitQuiet(1000, (spec.quiet_max_s || 60) * 1000);
   const win = w.end();
+  await stopProfile(prof);
   let missingPairs = 0;
   for (let a = 0; a < n; a++) {
     for (let b = a + 1; b < n; b++) {
@@ -810,8 +843,9 @@ async function scenarioRest() {
   const roomId = spec.rooms[0];
   const out = {};
   let seq = 0;
-  async function sendPhase(name, rate, seconds, concurrency) {
+  async function sendPhase(name, rate, seconds, concurrency, profile) {
     await waitMachineQuiet(name);
+    const prof = profile ? startProfile(name) : null;
     const hist = new Hist();
     const status = {};
     let sent = 0;
@@ -852,6 +886,7 @@ async function scenarioRest() {
     const deadline = Date.now() + 30000;
     while (inflight > 0 && Date.now() < deadline) await sleep(10);
     const w = win.end();
+    await stopProfile(prof);
     out[name] = {
       offered_s: rate || null, concurrency: rate ? null : concurrency,
       sent, completed: done, ok: (status[201] || 0) + (status[200] || 0), status,
@@ -868,7 +903,7 @@ async function scenarioRest() {
     ['send_max', null, spec.max_concurrency || 16]]) {
     let best = null;
     for (let attempt = 0; attempt <= (spec.retries ?? 0); attempt++) {
-      await sendPhase(name, rate, spec.measure_s, conc);
+      await sendPhase(name, rate, spec.measure_s, conc, attempt === 0);
       out[name].attempts = attempt + 1;
       if (!best || out[name].other_cpu_pct < best.other_cpu_pct) best = out[name];
       if (out[name].other_cpu_pct <= 20) break;
