@@ -357,7 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Socket.IO client: minimal protocol-5 client (default) or "
                         "socket.io-client (cross-check; ~2x CPU per delivery)")
     p.add_argument("--max-minutes", type=float,
-                   help="global deadline (default 15 per round, quick 4 per round)")
+                   help="global deadline (default 25 per round, quick 5 per round)")
     p.add_argument("--scenario-timeout", type=int, default=240,
                    help="hard limit per load generator run, seconds")
     p.add_argument("--chatapi", default=f"{VENV_BIN / 'chatapi'} serve",
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _cleanup)
     signal.signal(signal.SIGINT, _cleanup)
     deadline = time.monotonic() + 60 * (args.max_minutes
-                                        or (4 if args.quick else 15) * args.rounds)
+                                        or (5 if args.quick else 25) * args.rounds)
     started = time.strftime("%Y%m%d-%H%M%S")
     runs = run_all(names, wanted, sc, args, RESULTS_DIR / "logs" / started, deadline)
     out = args.out or RESULTS_DIR / f"{started}{'-quick' if args.quick else ''}.json"
