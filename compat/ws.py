@@ -31,6 +31,7 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 UNSUPPORTED_DATA = 1003
 GOING_AWAY = 1001
 SERVER_ERROR = 1011
+PIPELINE_DEPTH = 8  # `message` events of one socket stored concurrently, replies in order
 
 
 def setup(app: web.Application) -> None:
@@ -104,22 +105,35 @@ async def _read(hub: Hub, conn: RawConnection, identity: Identity,
     """The one reader of this socket."""
     loop = asyncio.get_running_loop()
     member = actions.Member(identity, conn.room_id, conn.sid)
-    async for msg in ws:
-        conn.last_seen = loop.time()
-        if msg.type is WSMsgType.TEXT:
-            if not conn.bucket.allow():
-                await _close(conn, RATE_LIMITED, "Rate limit exceeded")
+    inflight: list[asyncio.Task[None]] = []  # this socket's `message` events being stored
+    try:
+        async for msg in ws:
+            conn.last_seen = loop.time()
+            if msg.type is WSMsgType.TEXT:
+                if not conn.bucket.allow():
+                    await _drain(inflight)
+                    await _close(conn, RATE_LIMITED, "Rate limit exceeded")
+                    return
+                await _dispatch(hub, conn, member, msg.data, inflight)
+            elif msg.type is WSMsgType.BINARY:
+                await _drain(inflight)
+                await _close(conn, UNSUPPORTED_DATA, "Unsupported data")
                 return
-            await _dispatch(hub, conn, member, msg.data)
-        elif msg.type is WSMsgType.BINARY:
-            await _close(conn, UNSUPPORTED_DATA, "Unsupported data")
-            return
-        elif msg.type is WSMsgType.PING:
-            conn.transport.write(pong_frame(msg.data))
-        elif msg.type is WSMsgType.ERROR:
-            code = ws.close_code or SERVER_ERROR
-            metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
-            return
+            elif msg.type is WSMsgType.PING:
+                conn.transport.write(pong_frame(msg.data))
+            elif msg.type is WSMsgType.ERROR:
+                code = ws.close_code or SERVER_ERROR
+                metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+                return
+    finally:
+        await _drain(inflight)
+
+
+async def _drain(inflight: list[asyncio.Task[None]]) -> None:
+    """Wait for this socket's pipelined messages (each waits for the one before it)."""
+    if inflight:
+        await asyncio.gather(*inflight, return_exceptions=True)
+        inflight.clear()
 
 
 async def _close(conn: RawConnection, code: int, reason: str) -> None:
@@ -136,7 +150,7 @@ def _parse(raw: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(frame, dict):
         raise errors.InvalidJson("Frame must be a JSON object")
     event = frame.get("type")
-    if not isinstance(event, str) or event not in HANDLERS:
+    if not isinstance(event, str) or (event not in HANDLERS and event != "message"):
         raise UnknownType(f"Unknown event type: {str(event)[:64]!r}")
     data = frame.get("data", {})
     if data is None:
@@ -151,17 +165,55 @@ UnknownType = type("UnknownType", (errors.ApiError,),
                    {"status": 400, "code": "UNKNOWN_TYPE", "default_detail": "Unknown type"})
 
 
-async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:
+async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str,
+                    inflight: list[asyncio.Task[None]]) -> None:
     data: Any = None
     try:
         event, data = _parse(raw)
+        if event == "message":
+            await _pipeline(hub, conn, member, data, inflight)
+            return
+        await _drain(inflight)  # any other event is answered after the messages before it
         await HANDLERS[event](hub, conn, member, data)
     except errors.ApiError as exc:
+        await _drain(inflight)
         _error(conn, exc.code, exc.detail, exc.details, _client_msg_id(data))
     except StorageError:
         log.warning("storage failed during %s", conn.sid, exc_info=True)
         _error(conn, "SERVICE_UNAVAILABLE", "Service temporarily unavailable",
                client_msg_id=_client_msg_id(data))
+
+
+async def _pipeline(hub: Hub, conn: RawConnection, member: actions.Member, data: Any,
+                    inflight: list[asyncio.Task[None]]) -> None:
+    """Store this message while the reader goes on: a publisher's next messages are stored
+    while this one fans out, so their fan-outs share loop iterations and one write per
+    subscriber carries several (`raw.Outbox`). Storage keeps their order (one SQLite
+    thread, FIFO); each reply waits for the previous one, so acks stay in order too."""
+    if len(inflight) >= PIPELINE_DEPTH:
+        await _drain(inflight)
+    prev = inflight[-1] if inflight else None
+    inflight.append(asyncio.ensure_future(_message_in_order(hub, conn, member, data, prev)))
+
+
+async def _message_in_order(hub: Hub, conn: RawConnection, member: actions.Member, data: Any,
+                            prev: asyncio.Task[None] | None) -> None:
+    try:
+        reply: tuple[str, dict[str, Any]] = (
+            "message_ack", actions.ack(await actions.message(hub, member, data)))
+    except errors.ApiError as exc:
+        reply = ("error", _error_data(exc.code, exc.detail, exc.details, _client_msg_id(data)))
+    except StorageError:
+        log.warning("storage failed during %s", conn.sid, exc_info=True)
+        reply = ("error", _error_data("SERVICE_UNAVAILABLE", "Service temporarily unavailable",
+                                      client_msg_id=_client_msg_id(data)))
+    except Exception:
+        log.exception("raw WebSocket %s failed", conn.sid)
+        conn.cut(SERVER_ERROR, "Server error")
+        return
+    if prev is not None:
+        await asyncio.wait([prev])
+    conn.send_event(*reply, conn.room_id)
 
 
 def _client_msg_id(data: Any) -> str | None:
@@ -170,14 +222,19 @@ def _client_msg_id(data: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _error(conn: RawConnection, code: str, message: str,
-           details: dict[str, Any] | None = None, client_msg_id: str | None = None) -> None:
+def _error_data(code: str, message: str, details: dict[str, Any] | None = None,
+                client_msg_id: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"code": code, "message": message}
     if details:
         data["details"] = details
     if client_msg_id is not None:
         data["client_msg_id"] = client_msg_id
-    conn.send_event("error", data, conn.room_id)
+    return data
+
+
+def _error(conn: RawConnection, code: str, message: str,
+           details: dict[str, Any] | None = None, client_msg_id: str | None = None) -> None:
+    conn.send_event("error", _error_data(code, message, details, client_msg_id), conn.room_id)
 
 
 async def _on_ping(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
@@ -192,11 +249,6 @@ async def _on_typing(hub: Hub, conn: RawConnection, member: actions.Member, data
     conn.typing = await actions.typing(hub, member, data)
 
 
-async def _on_message(hub: Hub, conn: RawConnection, member: actions.Member, data: Any) -> None:
-    stored = await actions.message(hub, member, data)
-    conn.send_event("message_ack", actions.ack(stored), conn.room_id)
-
-
 async def _on_mark_read(hub: Hub, conn: RawConnection, member: actions.Member, data: Any
                         ) -> None:
     await actions.mark_read(hub, member, data)
@@ -206,6 +258,5 @@ HANDLERS = {
     "ping": _on_ping,
     "get_online_users": _on_online,
     "typing": _on_typing,
-    "message": _on_message,
     "mark_read": _on_mark_read,
 }
