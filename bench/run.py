@@ -89,14 +89,21 @@ class Workload:
     about: str
 
 
-def _ladder(rates: tuple[int, ...], sc: Scale, window: int, concurrency: int | None = None
-            ) -> list[dict[str, Any]]:
-    """Max first (its figure decides which open-loop steps are above capacity), then rates."""
+def _ladder(rates: tuple[int, ...], sc: Scale, window: int, concurrency: int | None = None,
+            busy_room: bool = False) -> list[dict[str, Any]]:
+    """Max first (its figure decides which open-loop steps are above capacity), then rates.
+
+    `busy_room` adds a second max step where 4 members take turns publishing (8 messages
+    outstanding): one publishing socket is handled in order by the server, so with a single
+    publisher events never arrive faster than they are fanned out, and write coalescing
+    has nothing to coalesce.
+    """
     timing = {"warm_s": sc.warm_s, "measure_s": sc.measure_s}
     top = {"kind": "max", "window": window, **timing}
     if concurrency:
         top["concurrency"] = concurrency
-    return [top, *({"kind": "rate", "rate": r, **timing} for r in rates)]
+    extra = [{"kind": "max", "window": 2 * window, "publishers": 4, **timing}] if busy_room else []
+    return [top, *extra, *({"kind": "rate", "rate": r, **timing} for r in rates)]
 
 
 def _fanout(proto: str, publish: str, subs: int, steps: list[dict[str, Any]]
@@ -107,10 +114,11 @@ def _fanout(proto: str, publish: str, subs: int, steps: list[dict[str, Any]]
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("w1", "ws", ("chatapi", "aiohttp"), lambda sc: 1,
-             lambda sc: _fanout("ws", "ws", sc.subs, _ladder(sc.w1_rates, sc, 4)),
+             lambda sc: _fanout("ws", "ws", sc.subs, _ladder(sc.w1_rates, sc, 4, busy_room=True)),
              "1 room x N raw WebSocket subscribers; one member publishes over the socket"),
     Workload("w1-sio", "sio", ("chatapi", "sio"), lambda sc: 1,
-             lambda sc: _fanout("sio", "sio", sc.subs, _ladder(sc.w1_rates, sc, 4)),
+             lambda sc: _fanout("sio", "sio", sc.subs,
+                                _ladder(sc.w1_rates, sc, 4, busy_room=True)),
              "1 room x N Socket.IO subscribers; one member emits `message`"),
     Workload("w2", "ws", ("chatapi", "aiohttp"), lambda sc: sc.idle_conns // sc.idle_per_room,
              lambda sc: {"scenario": "idle", "proto": "ws", "per_room": sc.idle_per_room,
@@ -445,7 +453,8 @@ def _node_version() -> str:
 
 def _git_head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+        # `-dirty`: the server ran from a working tree with uncommitted changes
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                               text=True, cwd=REPO, timeout=10).stdout.strip()
     except OSError:
         return "?"

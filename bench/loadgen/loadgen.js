@@ -249,7 +249,7 @@ function deliver(sub, step, idx, t) {
     st.delivered++;
     if (st.hist) st.hist.record(nowUs() - t);
   }
-  if (idx <= sub.last) dupOrReorder++;
+  if (idx <= sub.last && room.active === 1) dupOrReorder++; // order is per publisher
   sub.last = idx;
   if (room.closedLoop) pump(room);
 }
@@ -302,11 +302,13 @@ function publish(room, step) {
   steps[step].expected += room.live;
   const text = content(step, idx);
   const cmid = `c${room.i}-${idx}`;
+  // Several publishing members take turns (steps with `publishers` > 1).
+  const pub = room.active > 1 ? room.pubs[idx % room.active] : room.pub;
   if (room.publishVia === 'ws') {
-    room.pub.ws.send(JSON.stringify({ type: 'message', data: { content: text, client_msg_id: cmid } }));
+    pub.ws.send(JSON.stringify({ type: 'message', data: { content: text, client_msg_id: cmid } }));
   } else if (room.publishVia === 'sio') {
     room.inflight++;
-    room.pub.sock.emit('message', { room_id: room.id, content: text, client_msg_id: cmid }, () => {
+    pub.sock.emit('message', { room_id: room.id, content: text, client_msg_id: cmid }, () => {
       room.inflight--;
       if (room.closedLoop) pump(room);
     });
@@ -504,7 +506,8 @@ async function connectMany(n, concurrency, make) {
 
 function makeRoom(i, id, publishVia) {
   return {
-    i, id, publishVia, members: [], live: 0, pub: null, nextIdx: 0, sent: 0, delivered: 0,
+    i, id, publishVia, members: [], live: 0, pub: null, pubs: [], active: 1, nextIdx: 0,
+    sent: 0, delivered: 0,
     inflight: 0, concurrency: Infinity, window: 4, closedLoop: null, restFailed: 0,
   };
 }
@@ -578,7 +581,10 @@ async function setupRooms(proto, publishVia, onOther) {
   });
   const quiet = await waitQuiet(500, spec.quiet_max_s * 1000 || 60000);
   const win = w.end();
-  for (const r of rooms) r.pub = r.members.find((m) => m.node === 0);
+  for (const r of rooms) {
+    r.pubs = r.members.filter((m) => m.node === 0).slice(0, 16);
+    r.pub = r.pubs[0];
+  }
   if (publishVia === 'rest') for (const r of rooms) r.pub = { uid: `pub${r.i}` };
   return {
     connections: res.subs.length,
@@ -594,6 +600,7 @@ async function setupRooms(proto, publishVia, onOther) {
 
 async function runRateStep(cfg) {
   // Open loop: each room sends at `rate`/s, room phases staggered.
+  for (const r of rooms) r.active = Math.min(cfg.publishers || 1, r.pubs.length || 1);
   const warm = newStep(false);
   const meas = newStep(true);
   const n = rooms.length;
@@ -636,6 +643,7 @@ async function runMaxStep(cfg) {
   const warm = newStep(false);
   const meas = newStep(true);
   for (const r of rooms) {
+    r.active = Math.min(cfg.publishers || 1, r.pubs.length || 1);
     r.window = cfg.window || 4;
     r.concurrency = cfg.concurrency || Infinity;
     r.closedLoop = { step: warm };
@@ -660,6 +668,7 @@ function stepResult(cfg, step, w) {
   const st = steps[step];
   return {
     kind: cfg.kind,
+    publishers: cfg.publishers || 1,
     rate_per_room: cfg.rate || null,
     offered_msgs_s: cfg.kind === 'rate' ? cfg.rate * rooms.length : null,
     msgs_sent: st.sent,
@@ -728,8 +737,8 @@ async function scenarioFanout() {
       if (one.other_cpu_pct <= 20) break;
       log(`${cfg.kind} ${cfg.rate || ''}: disturbed (other ${one.other_cpu_pct.toFixed(0)}%), again`);
     }
-    if (cfg.kind === 'max') maxDeliveries = res.deliveries_s;
-    log(`${cfg.kind} ${cfg.rate || ''}: ${Math.round(res.deliveries_s)} deliv/s, p99 ${res.latency.p99_ms} ms, loss ${res.loss}`);
+    if (cfg.kind === 'max') maxDeliveries = Math.max(maxDeliveries || 0, res.deliveries_s);
+    log(`${cfg.kind} ${cfg.rate || ''} x${cfg.publishers || 1}: ${Math.round(res.deliveries_s)} deliv/s, p99 ${res.latency.p99_ms} ms, loss ${res.loss}`);
     results.push(res);
   }
   return { setup, steps: results };
