@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -44,16 +44,24 @@ class Encoded:
     frame: bytes
 
 
+class Writer(Protocol):
+    """What the outbox flushes: a raw connection, or a Socket.IO socket's direct writer."""
+
+    sid: str
+
+    def send_out(self) -> None: ...
+
+
 class Outbox:
     """Connections with frames written this loop iteration, flushed in one `call_soon`."""
 
     __slots__ = ("_dirty", "_scheduled")
 
     def __init__(self) -> None:
-        self._dirty: list[RawConnection] = []
+        self._dirty: list[Writer] = []
         self._scheduled = False
 
-    def add(self, conn: RawConnection) -> None:
+    def add(self, conn: Writer) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
@@ -116,17 +124,29 @@ class RawConnection:
         self.last_seen = asyncio.get_running_loop().time()
         self.pinged_at = 0.0
         self.over_since = 0.0
-        self._out: list[bytes] | None = None  # frames waiting for this iteration's flush
+        self._out: bytes | list[bytes] | None = None  # frames waiting for this iteration's flush
         self._pending: deque[str] | None = deque() if ws.compress else None
         self._sender: asyncio.Task[None] | None = None
 
     # -- writing -------------------------------------------------------------------------
     def deliver(self, item: Encoded) -> None:
-        """Fan-out entry: hold the event while recovering, else queue its frame for the flush."""
+        """Fan-out entry: hold the event while recovering, else queue its frame for the flush.
+
+        Called once per recipient per event, so `write` is inlined here."""
         if self.buffer is not None:
             self.buffer.append(item)
-        else:
-            self.write(item.frame, item.text)
+        elif not self.closing:
+            if self._pending is not None:
+                self._queue_compressed(item.text)
+                return
+            out = self._out
+            if out is None:
+                self._out = item.frame
+                self.outbox.add(self)
+            elif type(out) is list:
+                out.append(item.frame)
+            else:
+                self._out = [out, item.frame]
 
     def write(self, frame: bytes, text: str) -> None:
         """Queue one frame; this iteration's flush writes all of them in one transport write."""
@@ -137,18 +157,20 @@ class RawConnection:
             return
         out = self._out
         if out is None:
-            self._out = [frame]
+            self._out = frame  # the common case, one frame: no list
             self.outbox.add(self)
-        else:
+        elif type(out) is list:
             out.append(frame)
+        else:
+            self._out = [out, frame]
 
     def send_out(self) -> None:
         """Hand the queued frames to the transport at once; check the slow-consumer bound."""
         out, self._out = self._out, None
         transport = self.transport
-        if not out or transport.is_closing():
+        if out is None or transport.is_closing():
             return
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        transport.write(out if type(out) is bytes else b"".join(out))
         size = transport.get_write_buffer_size()
         if size > self.limits.queue_bytes:
             self._over(size)

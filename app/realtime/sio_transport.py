@@ -45,22 +45,24 @@ class DirectWriter:
         self.outbox = outbox
         self.queue_bound = queue_bound
         self.write_cap = write_cap
-        self._out: list[bytes] | None = None
+        self._out: bytes | list[bytes] | None = None
 
     def write(self, frame: bytes) -> None:
         out = self._out
         if out is None:
-            self._out = [frame]
+            self._out = frame  # the common case, one frame: no list
             self.outbox.add(self)
-        else:
+        elif type(out) is list:
             out.append(frame)
+        else:
+            self._out = [out, frame]
 
     def send_out(self) -> None:
         out, self._out = self._out, None
         transport = self.transport
-        if not out or transport.is_closing():
+        if out is None or transport.is_closing():
             return
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        transport.write(out if type(out) is bytes else b"".join(out))
         if transport.get_write_buffer_size() > self.write_cap:
             log.info("cutting slow Socket.IO consumer %s", self.sid)
             transport.abort()
