@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app import auth, errors
@@ -63,7 +63,7 @@ async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = 
     if not isinstance(token, str) or not token:
         raise Refusal(UNAUTHORIZED)
     try:
-        principal = await auth.authenticate(storage, admin_key, token)
+        principal = _shared(await auth.authenticate(storage, admin_key, token))
     except (errors.InvalidCredentials, errors.TokenExpired) as exc:
         raise Refusal(UNAUTHORIZED, f"Unauthorized: {exc.detail}") from None
     if principal.client is None:  # the admin key manages clients; it has no rooms
@@ -76,6 +76,22 @@ async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = 
     except errors.ApiError as exc:
         raise Refusal(ACCESS_DENIED, f"Room access denied: {exc.detail}") from None
     return Identity(principal, uid, name)
+
+
+_CLIENT_RECORDS: dict[str, dict[str, Any]] = {}  # client id -> the record live sockets share
+
+
+def _shared(principal: Principal) -> Principal:
+    """Live sockets of one client share one (equal, never mutated) client record instead of
+    ~1 KB of their own each; a changed record replaces the shared one."""
+    client = principal.client
+    if client is None or not isinstance(client.get("id"), str):
+        return principal
+    known = _CLIENT_RECORDS.get(client["id"])
+    if known is not None and known == client:
+        return replace(principal, client=known)
+    _CLIENT_RECORDS[client["id"]] = client
+    return principal
 
 
 def _token_identity(principal: Principal, user_id: Any, user_name: Any) -> Identity:
