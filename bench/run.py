@@ -1,6 +1,6 @@
 """ChatAPI benchmark: ChatAPI and two bare baselines, side by side, in one run.
 
-    .venv/bin/python -m bench            # full run (≈ 10 minutes)
+    .venv/bin/python -m bench            # full run (≈ 12 minutes on a quiet machine)
     .venv/bin/python -m bench --quick    # smoke run (≈ 1-2 minutes)
     .venv/bin/python -m bench -w w1,w1-sio --rounds 2
 
@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"started": started, "quick": args.quick, "scale": sc.__dict__,
             "pinned": args.pin and bool(taskset_prefix(0)), "cpus": os.cpu_count(),
             "python": sys.version.split()[0], "node": _node_version(), "repo": str(REPO),
-            "git": _git_head(), "workloads": {n: WORKLOADS[n].about for n in names}}
+            "git": _git_head(), "chatapi": args.chatapi,
+            "chatapi_env": sorted(args.chatapi_env),
+            "workloads": {n: WORKLOADS[n].about for n in names}}
     meta["rounds"] = args.rounds
     out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1, default=str))
     print()
