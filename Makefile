@@ -4,7 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+# Node packages some tests drive ChatAPI with (playwright-core, socket.io-client), pinned by lock.
+NODE_DIRS := tests/browser bench/loadgen
+NODE_STAMPS := $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
+
+.PHONY: install node-deps run test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +18,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+%/node_modules/.package-lock.json: %/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix $* --no-audit --no-fund --silent; \
+	else echo "npm not found: the tests that need Node packages will skip"; fi
+
+node-deps: $(NODE_STAMPS)
+
 run: install
 	$(VENV)/bin/chatapi serve
 
-test: install
+test: install node-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -25,4 +35,4 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(addsuffix /node_modules,$(NODE_DIRS))
