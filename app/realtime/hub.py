@@ -286,7 +286,7 @@ class Hub:
         for event, seq, pkt in held:
             if event == "message" and seq is not None and seq <= upto:
                 continue
-            socket.queue.put_nowait(pkt)
+            sio_transport.deliver_packet(socket, pkt)  # the fan-out's path: order kept
 
     async def sio_leave(self, sid: str, room_id: str) -> bool:
         session = self.sio_sessions.get(sid)

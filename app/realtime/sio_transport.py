@@ -5,11 +5,13 @@ keeps no handle on it. This subclass declines deflate unless compression is conf
 records every open transport so shutdown can close them with 1001 within the drain time.
 
 It also gives fan-out a direct path (`deliver`): engine.io queues every packet per socket
-and a writer task per socket sends them one by one. When that writer is idle (its queue is
-empty and it waits on it), nothing of engine.io's is in flight, so the shared, pre-encoded
-WebSocket frame can go straight to the socket's transport, joined with the other frames of
-this loop iteration (`raw.Outbox`), and the order with pings and acks stays engine.io's.
-Otherwise (polling, upgrading, writer busy) the packet goes through the queue as before.
+and a writer task per socket sends them one by one. The first time that writer is seen idle
+(its queue empty, waiting on it) nothing of engine.io's is in flight, and the socket goes
+"live": from then on room events (the shared, pre-encoded WebSocket frame) and engine.io's
+own packets (acks, CONNECT, CLOSE; `_send`) are written straight to the transport, joined
+with the other frames of this loop iteration (`raw.Outbox`), in the order they are sent;
+only PINGs still take the queue. Polling, upgrading and not-yet-live sockets use the queue
+as before.
 A queue past its bound, or a transport buffer past the hard cap, means a slow consumer:
 its transport is aborted and engine.io's disconnect runs as for any lost client.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 import weakref
 from typing import Any
 
@@ -25,7 +28,9 @@ import socketio
 from aiohttp import web
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
+from engineio.async_socket import AsyncSocket
 
+from app.realtime.envelope import text_frame
 from app.realtime.raw import Outbox
 
 log = logging.getLogger("chatapi.socketio")
@@ -36,7 +41,7 @@ DIRECT = "chatapi_direct"  # attribute of an engine.io socket: its `DirectWriter
 class DirectWriter:
     """The transport of one engine.io WebSocket, for frames written beside its writer task."""
 
-    __slots__ = ("_out", "outbox", "queue_bound", "sid", "transport", "write_cap")
+    __slots__ = ("_out", "live", "outbox", "queue_bound", "sid", "transport", "write_cap")
 
     def __init__(self, sid: str, transport: asyncio.Transport, outbox: Outbox,
                  queue_bound: int, write_cap: int) -> None:
@@ -45,6 +50,7 @@ class DirectWriter:
         self.outbox = outbox
         self.queue_bound = queue_bound
         self.write_cap = write_cap
+        self.live = False  # engine.io's queue and writer bypassed for good (`_go_live`)
         self._out: bytes | list[bytes] | None = None
 
     def write(self, frame: bytes) -> None:
@@ -69,23 +75,54 @@ class DirectWriter:
 
 
 def deliver(socket: Any, pkt: eio_packet.Packet, frame: bytes) -> None:
-    """One pre-encoded event to one engine.io socket, directly when its writer is idle."""
-    queue = socket.queue
+    """One pre-encoded event to one engine.io socket, directly once its writer is bypassed."""
     direct: DirectWriter | None = getattr(socket, DIRECT, None)
-    if direct is None:  # polling (or a compressed WebSocket): engine.io's queue, bounded
-        queue.put_nowait(pkt)
-        if queue.qsize() > _POLLING_BOUND and not socket.closing:
-            _cut_polling(socket)
-        return
-    # `_getters` non-empty with an empty queue: the writer waits in `queue.get()` and holds
-    # no packet, so a frame written now cannot overtake anything engine.io has queued.
-    if not queue._queue and queue._getters and socket.upgraded and not socket.upgrading:
+    if direct is not None and (direct.live or _go_live(socket, direct)):
         direct.write(frame)
         return
+    queue = socket.queue
     queue.put_nowait(pkt)
-    if queue.qsize() > direct.queue_bound:
+    if queue.qsize() > (_POLLING_BOUND if direct is None else direct.queue_bound):
+        _cut(socket, direct)
+
+
+def _go_live(socket: Any, direct: DirectWriter) -> bool:
+    """Switch this socket to direct writes for good, if nothing of engine.io's is pending.
+
+    An empty queue with a waiting getter means the writer sits in `queue.get()` holding no
+    packet; from then on engine.io's own packets go direct too (`_send`) and only PINGs are
+    queued, so no later frame can overtake an earlier event, ack or CONNECT."""
+    queue = socket.queue
+    if queue._queue or not queue._getters or not socket.upgraded or socket.upgrading:
+        return False
+    direct.live = True
+    return True
+
+
+def deliver_packet(socket: Any, pkt: eio_packet.Packet) -> None:
+    """`deliver` for a packet built elsewhere (events held while a join replays)."""
+    deliver(socket, pkt, text_frame(pkt.encode().encode()))
+
+
+async def _send(socket: Any, pkt: eio_packet.Packet) -> None:
+    """engine.io's `socket.send` for a WebSocket socket: direct once live, else its queue."""
+    direct: DirectWriter | None = getattr(socket, DIRECT, None)
+    # PINGs keep going through the queue: they keep engine.io's writer from timing out in
+    # `poll()` (which would close the socket), and a ping has no order to keep.
+    if (direct is None or pkt.binary or pkt.packet_type == eio_packet.PING
+            or not (direct.live or _go_live(socket, direct))):
+        await AsyncSocket.send(socket, pkt)
+        return
+    if await socket.check_ping_timeout():
+        direct.write(text_frame(pkt.encode().encode()))
+
+
+def _cut(socket: Any, direct: DirectWriter | None) -> None:
+    if direct is not None:
         log.info("cutting slow Socket.IO consumer %s", direct.sid)
         direct.transport.abort()
+    elif not socket.closing:
+        _cut_polling(socket)
 
 
 _POLLING_BOUND = 4096  # packets: a client that long-polls this rarely is gone or too slow
@@ -119,12 +156,14 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             setattr(socket, DIRECT, DirectWriter(socket.sid, request.transport,
                                                  self.outbox or Outbox(), self.queue_bound,
                                                  self.write_cap))
+            socket.send = types.MethodType(_send, socket)
         try:
             await self.handler(self)
         finally:
             self.open.discard(self)
             if socket is not None:
                 setattr(socket, DIRECT, None)
+                socket.__dict__.pop("send", None)
         return self._sock
 
     async def going_away(self) -> None:
