@@ -782,8 +782,38 @@ async function scenarioIdle() {
   };
 }
 
+// A disturbed fill (other processes > 20% of a core) is repeated in the next spare room
+// (spec.rooms holds 1 + retries rooms) after the previous members are gone.
 async function scenarioPresence() {
-  const room = makeRoom(0, spec.rooms[0], 'ws');
+  let best = null;
+  for (let attempt = 0; attempt < spec.rooms.length; attempt++) {
+    if (attempt > 0) await waitServerIdle();
+    const { result, room } = await presenceFill(attempt);
+    result.attempts = attempt + 1;
+    if (!best || result.other_cpu_pct < best.other_cpu_pct) best = result;
+    if (result.other_cpu_pct <= 20 || attempt === spec.rooms.length - 1) break;
+    log(`presence: disturbed (other ${result.other_cpu_pct.toFixed(0)}%), again in a new room`);
+    for (const m of room.members) {
+      m.open = false;
+      if (m.ws) m.ws.terminate();
+      if (m.sock) (m.sock.ws ? m.sock.ws.terminate() : m.sock.close());
+    }
+  }
+  return best;
+}
+
+// Wait (bounded) until the server has used < 5% of a core for 1 s.
+async function waitServerIdle(maxMs = 30000) {
+  const start = Date.now();
+  while (Date.now() - start < maxMs) {
+    const c0 = serverCpu();
+    await sleep(1000);
+    if (serverCpu() - c0 < 0.05) return;
+  }
+}
+
+async function presenceFill(attempt) {
+  const room = makeRoom(attempt, spec.rooms[attempt], 'ws');
   rooms.push(room);
   const n = spec.n;
   const seen = new Uint8Array(n * n); // seen[a*n+b]: member a got b's user_joined
@@ -824,7 +854,7 @@ async function scenarioPresence() {
   }
   const expected = (n * (n - 1)) / 2;
   const fanoutSeconds = lastJoinUs ? (lastJoinUs - t0) / 1e6 : connectSeconds;
-  return {
+  const result = {
     connections: res.subs.length,
     failed: res.failed,
     connect_seconds: connectSeconds,
@@ -845,6 +875,7 @@ async function scenarioPresence() {
     other_cpu_pct: (100 * win.other_cpu_s) / win.seconds,
     server_rss_peak: win.server_rss_peak,
   };
+  return { result, room };
 }
 
 async function scenarioRest() {
