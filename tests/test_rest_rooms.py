@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import Api
@@ -39,6 +40,7 @@ async def test_get_update_room(api: Api, room: dict) -> None:
 async def test_list_rooms_filters_sort_pagination(api: Api) -> None:
     for name in ("bravo", "alpha", "charlie", "delta"):
         await make_room(api, name, description=f"about {name}")
+        await asyncio.sleep(0.003)  # created_at has millisecond resolution; ties sort by id
     status, body = await api.call("GET", "/rooms?sort=name&limit=2")
     assert status == 200
     assert [r["name"] for r in body["data"]] == ["alpha", "bravo"]
