@@ -77,84 +77,18 @@ class Outbox:
                 log.exception("flushing %s failed", conn.sid)
 
 
-class RawConnection:
-    """A live `/ws/{room_id}` socket. Slots keep idle connections small."""
+class FrameSink:
+    """A transport and the frames queued for it this iteration, written by `Outbox.flush`."""
 
-    __slots__ = (
-        "__weakref__",
-        "_out",
-        "_pending",
-        "_sender",
-        "bucket",
-        "buffer",
-        "closing",
-        "credential",
-        "last_seen",
-        "limits",
-        "outbox",
-        "over_since",
-        "pinged_at",
-        "principal",
-        "room_id",
-        "sid",
-        "transport",
-        "typing",
-        "user_id",
-        "user_name",
-        "ws",
-    )
+    __slots__ = ("_out", "outbox", "sid", "transport")
 
-    def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.Transport,
-                 *, principal: Any, user_id: str, user_name: str, room_id: str,
-                 limits: SendLimits, bucket: TokenBucket, outbox: Outbox) -> None:
+    def __init__(self, sid: str, transport: asyncio.Transport, outbox: Outbox) -> None:
         self.sid = sid
-        self.ws = ws
         self.transport = transport
-        self.principal = principal
-        self.credential: str = principal.rate_key
-        self.user_id = user_id
-        self.user_name = user_name
-        self.room_id = room_id
-        self.limits = limits
         self.outbox = outbox
-        self.bucket = bucket
-        self.buffer: list[Encoded] | None = None
-        self.closing = False
-        self.typing = False
-        self.last_seen = asyncio.get_running_loop().time()
-        self.pinged_at = 0.0
-        self.over_since = 0.0
-        self._out: bytes | list[bytes] | None = None  # frames waiting for this iteration's flush
-        self._pending: deque[str] | None = deque() if ws.compress else None
-        self._sender: asyncio.Task[None] | None = None
+        self._out: bytes | list[bytes] | None = None
 
-    # -- writing -------------------------------------------------------------------------
-    def deliver(self, item: Encoded) -> None:
-        """Fan-out entry: hold the event while recovering, else queue its frame for the flush.
-
-        Called once per recipient per event, so `write` is inlined here."""
-        if self.buffer is not None:
-            self.buffer.append(item)
-        elif not self.closing:
-            if self._pending is not None:
-                self._queue_compressed(item.text)
-                return
-            out = self._out
-            if out is None:
-                self._out = item.frame
-                self.outbox.add(self)
-            elif type(out) is list:
-                out.append(item.frame)
-            else:
-                self._out = [out, item.frame]
-
-    def write(self, frame: bytes, text: str) -> None:
-        """Queue one frame; this iteration's flush writes all of them in one transport write."""
-        if self.closing:
-            return
-        if self._pending is not None:
-            self._queue_compressed(text)
-            return
+    def queue_frame(self, frame: bytes) -> None:
         out = self._out
         if out is None:
             self._out = frame  # the common case, one frame: no list
@@ -164,14 +98,82 @@ class RawConnection:
         else:
             self._out = [out, frame]
 
-    def send_out(self) -> None:
-        """Hand the queued frames to the transport at once; check the slow-consumer bound."""
+    def write_out(self) -> int:
+        """Hand the queued frames to the transport in one write; its buffer size, or -1."""
         out, self._out = self._out, None
         transport = self.transport
         if out is None or transport.is_closing():
-            return
+            return -1
         transport.write(out if type(out) is bytes else b"".join(out))
-        size = transport.get_write_buffer_size()
+        return transport.get_write_buffer_size()
+
+
+class RawConnection(FrameSink):
+    """A live `/ws/{room_id}` socket. Slots keep idle connections small."""
+
+    __slots__ = (
+        "__weakref__",
+        "_pending",
+        "_sender",
+        "bucket",
+        "buffer",
+        "closing",
+        "credential",
+        "last_seen",
+        "limits",
+        "over_since",
+        "pinged_at",
+        "principal",
+        "room_id",
+        "typing",
+        "user_id",
+        "user_name",
+        "ws",
+    )
+
+    def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.Transport,
+                 *, principal: Any, user_id: str, user_name: str, room_id: str,
+                 limits: SendLimits, bucket: TokenBucket, outbox: Outbox) -> None:
+        super().__init__(sid, transport, outbox)
+        self.ws = ws
+        self.principal = principal
+        self.credential: str = principal.rate_key
+        self.user_id = user_id
+        self.user_name = user_name
+        self.room_id = room_id
+        self.limits = limits
+        self.bucket = bucket
+        self.buffer: list[Encoded] | None = None
+        self.closing = False
+        self.typing = False
+        self.last_seen = asyncio.get_running_loop().time()
+        self.pinged_at = 0.0
+        self.over_since = 0.0
+        self._pending: deque[str] | None = deque() if ws.compress else None
+        self._sender: asyncio.Task[None] | None = None
+
+    # -- writing -------------------------------------------------------------------------
+    def deliver(self, item: Encoded) -> None:
+        """Fan-out entry: hold the event while recovering, else queue its frame for the flush."""
+        if self.buffer is not None:
+            self.buffer.append(item)
+        else:
+            self.write(item.frame, item.text)
+
+    def write(self, frame: bytes, text: str) -> None:
+        """Queue one frame; this iteration's flush writes all of them in one transport write."""
+        if self.closing:
+            return
+        if self._pending is not None:
+            self._queue_compressed(text)
+            return
+        self.queue_frame(frame)
+
+    def send_out(self) -> None:
+        """Write the queued frames; check the slow-consumer bound."""
+        size = self.write_out()
+        if size < 0:
+            return
         if size > self.limits.queue_bytes:
             self._over(size)
         elif self.over_since:

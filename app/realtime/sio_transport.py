@@ -31,47 +31,32 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from app.realtime.envelope import text_frame
-from app.realtime.raw import Outbox
+from app.realtime.raw import FrameSink, Outbox
 
 log = logging.getLogger("chatapi.socketio")
 
 DIRECT = "chatapi_direct"  # attribute of an engine.io socket: its `DirectWriter`
 
 
-class DirectWriter:
+class DirectWriter(FrameSink):
     """The transport of one engine.io WebSocket, for frames written beside its writer task."""
 
-    __slots__ = ("_out", "live", "outbox", "queue_bound", "sid", "transport", "write_cap")
+    __slots__ = ("live", "queue_bound", "write_cap")
 
     def __init__(self, sid: str, transport: asyncio.Transport, outbox: Outbox,
                  queue_bound: int, write_cap: int) -> None:
-        self.sid = sid
-        self.transport = transport
-        self.outbox = outbox
+        super().__init__(sid, transport, outbox)
         self.queue_bound = queue_bound
         self.write_cap = write_cap
         self.live = False  # engine.io's queue and writer bypassed for good (`_go_live`)
-        self._out: bytes | list[bytes] | None = None
 
     def write(self, frame: bytes) -> None:
-        out = self._out
-        if out is None:
-            self._out = frame  # the common case, one frame: no list
-            self.outbox.add(self)
-        elif type(out) is list:
-            out.append(frame)
-        else:
-            self._out = [out, frame]
+        self.queue_frame(frame)
 
     def send_out(self) -> None:
-        out, self._out = self._out, None
-        transport = self.transport
-        if out is None or transport.is_closing():
-            return
-        transport.write(out if type(out) is bytes else b"".join(out))
-        if transport.get_write_buffer_size() > self.write_cap:
+        if self.write_out() > self.write_cap:
             log.info("cutting slow Socket.IO consumer %s", self.sid)
-            transport.abort()
+            self.transport.abort()
 
 
 def deliver(socket: Any, pkt: eio_packet.Packet, frame: bytes) -> None:
