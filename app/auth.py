@@ -88,6 +88,10 @@ async def authenticate(storage: Storage, admin_key: str, credential: str | None)
     """Resolve a raw credential (key or token) to a Principal, or raise a 401 ApiError."""
     if not credential:
         raise errors.InvalidCredentials("Missing API key or token")
+    try:  # a header with non-UTF-8 bytes arrives with surrogates; no real credential has them
+        credential.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidCredentials("Invalid API key or token") from None
     if admin_key and hmac.compare_digest(credential.encode(), admin_key.encode()):
         return Principal(kind="admin")
     if looks_like_jwt(credential):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,17 @@ async def test_admin_key_is_never_bootstrap_printed(admin: Api) -> None:
     assert status == 200
     assert all(c["name"] != "default" for c in body["data"])  # admin key set: no bootstrap
     assert ADMIN_KEY not in str(body)
+
+
+async def test_non_utf8_credential_header_is_401(api: Api) -> None:
+    """aiohttp hands over undecodable header bytes as surrogates: 401, never a 500."""
+    host, port = api.base.split("//")[1].split("/")[0].split(":")
+    for value in (b"\xff\xfe", b"sk_live_\xff", b"a.b\xff.c"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /api/v1/rooms HTTP/1.1\r\nHost: x\r\nX-API-Key: " + value
+                     + b"\r\nConnection: close\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 401"), raw
+        assert json.loads(payload)["error_code"] == "INVALID_CREDENTIALS"
