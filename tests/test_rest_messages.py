@@ -216,6 +216,26 @@ async def test_notifications(api: Api, room: dict) -> None:
     assert (status, body["error_code"]) == (422, "VALIDATION_ERROR")
 
 
+async def test_user_token_reads_only_its_own_notifications(api: Api, tenant: dict,
+                                                           room: dict) -> None:
+    _, private = await api.call("POST", "/rooms", {"name": "staff", "is_private": True})
+    _, to_bob = await api.call("POST", "/notifications",
+                               {"title": "DM", "content": "for bob", "user_ids": ["bob"]})
+    _, to_staff = await api.call("POST", "/notifications", {
+        "title": "staff", "content": "private", "room_id": private["data"]["id"]})
+    _, to_room = await api.call("POST", "/notifications",
+                                {"title": "all", "content": "public", "room_id": room["id"]})
+    alice = bearer(api, pyjwt_token(tenant, "alice"))
+    bob = bearer(api, pyjwt_token(tenant, "bob"))
+    for note in (to_bob, to_staff):
+        status, body = await alice.call("GET", f"/notifications/{note['data']['id']}")
+        assert (status, body["error_code"]) == (404, "NOTIFICATION_NOT_FOUND")
+    status, body = await bob.call("GET", f"/notifications/{to_bob['data']['id']}")
+    assert status == 200 and body["data"]["content"] == "for bob"
+    status, body = await alice.call("GET", f"/notifications/{to_room['data']['id']}")
+    assert status == 200 and body["data"]["content"] == "public"
+
+
 async def test_messages_stored_metric_counts_new_messages_only(
         http: aiohttp.ClientSession, base_url: str, api: Api, room: dict) -> None:
     async def stored() -> float:

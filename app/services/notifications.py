@@ -66,7 +66,21 @@ class NotificationService:
         notification = await self.storage.get_notification(principal.client_id, notification_id)
         if notification is None:
             raise errors.NotificationNotFound()
+        if principal.is_user and not await self._addressed_to(principal, notification):
+            raise errors.NotificationNotFound()
         return notification
+
+    async def _addressed_to(self, principal: Principal, notification: dict[str, Any]) -> bool:
+        """A user token sees only notifications sent to its user or to a room it may enter."""
+        if principal.user_id in (notification.get("user_ids") or []):
+            return True
+        if notification.get("room_id") is None:
+            return False
+        try:
+            await self.rooms.access(principal, notification["room_id"])
+        except (errors.RoomNotFound, errors.RoomAccessDenied):
+            return False
+        return True
 
     async def list(self, principal: Principal, query: NotificationQuery
                    ) -> tuple[list[dict[str, Any]], int]:
