@@ -4,6 +4,7 @@ get_online_users, message, mark_read, ping; same envelopes as raw; raw + Socket.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 
@@ -181,3 +182,37 @@ async def test_sio_polling_transport_gets_events(server, api, tenant, room, sio_
     assert (await call(client, "join", {"room_id": room["id"]}))["status"] == "ok"
     await api.call("POST", f"/rooms/{room['id']}/messages", {"sender_id": "s", "content": "p"})
     assert (await next_event(got, "message"))["data"]["content"] == "p"
+
+
+async def test_disconnect_during_join_leaves_no_ghost(server, room, tenant, api) -> None:
+    """A client that drops while its `join` is still in progress is not online forever."""
+    from app.keys import HUB
+
+    hub = server.app[HUB]
+    storage = hub.storage
+    real_get = storage.get_participant
+
+    def slow_get(room_id, user_id):  # slow down only the hub's lookup, after admission
+        if sys._getframe(1).f_code.co_name != "sio_join":
+            return real_get(room_id, user_id)
+
+        async def slow():
+            await asyncio.sleep(0.3)
+            return await real_get(room_id, user_id)
+        return slow()
+
+    storage.get_participant = slow_get
+    try:
+        client = socketio.AsyncClient(reconnection=False)
+        await asyncio.wait_for(client.connect(
+            str(server.make_url("")), auth={"token": tenant["api_key"], "user_id": "ghost"},
+            transports=["websocket"]), TIMEOUT)
+        await client.emit("join", {"room_id": room["id"]})
+        await asyncio.sleep(0.15)  # admitted; now inside the join's lookup
+        await asyncio.wait_for(client.disconnect(), TIMEOUT)
+        await asyncio.sleep(0.5)
+    finally:
+        storage.get_participant = real_get
+    status, body = await api.call("GET", f"/rooms/{room['id']}/online")
+    assert status == 200 and body["data"]["online_users"] == []
+    assert room["id"] not in hub.local_rooms and not hub.sio_buffers

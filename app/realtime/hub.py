@@ -250,16 +250,20 @@ class Hub:
         await self.enter_user_room(sid, eio_sid, identity)
 
     async def sio_join(self, sid: str, room_id: str, last_seq: int | None) -> dict[str, Any]:
-        session = self.sio_sessions[sid]
+        session = self.sio_sessions.get(sid)
+        if session is None:  # disconnected while the join was being admitted
+            raise Refusal(4001, "Unauthorized")
         identity = session.identity
-        if room_id in session.rooms:
-            return await self.status(identity, room_id, sid)
         key = (sid, room_id)
+        if room_id in session.rooms or key in self.sio_buffers:  # joined, or joining
+            return await self.status(identity, room_id, sid)
         self.sio_buffers[key] = []
         try:
-            session.rooms.add(room_id)
             eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
             participant = await self.storage.get_participant(room_id, identity.user_id)
+            if self.sio_sessions.get(sid) is not session:  # disconnected meanwhile: no ghost
+                raise Refusal(4001, "Unauthorized")
+            session.rooms.add(room_id)  # with enter's first step, before any await
             await self.enter(sid, eio_sid, identity, room_id, (participant or {}).get("meta"))
             replayed, complete, upto = [], False, 0
             if last_seq is not None:
