@@ -60,7 +60,8 @@ class MessageQuery:
 
 @dataclass(frozen=True)
 class RoomQuery:
-    """Room list filters. `visible_to` limits to public rooms plus private rooms that user is in.
+    """Room list filters. `visible_to` limits to public rooms plus private rooms that user is in;
+    `ids` (when not None) to those room ids.
 
     `sort` is one of `name`, `-name`, `created_at`, `-created_at`.
     """
@@ -71,6 +72,7 @@ class RoomQuery:
     is_active: bool | None = None
     sort: str = "-created_at"
     visible_to: str | None = None
+    ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

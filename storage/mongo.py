@@ -353,6 +353,8 @@ class MongoStorage(Storage):
             member_of = await self._participants.distinct(
                 "room_id", {"user_id": query.visible_to})
             clauses.append({"$or": [{"is_private": False}, {"_id": {"$in": member_of}}]})
+        if query.ids is not None:
+            clauses.append({"_id": {"$in": list(query.ids)}})
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     async def update_room(self, client_id: str, room_id: str, changes: Record) -> Record | None:

@@ -442,6 +442,9 @@ class SQLiteStorage(Storage):
             where.append("(is_private = 0 OR EXISTS (SELECT 1 FROM participants p "
                          "WHERE p.room_id = rooms.id AND p.user_id = ?))")
             params.append(query.visible_to)
+        if query.ids is not None:
+            where.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(query.ids)))
         condition = " AND ".join(where)
         items = await self._many(
             f"SELECT * FROM rooms WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",

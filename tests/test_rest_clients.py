@@ -164,6 +164,11 @@ async def test_token_rooms_claim_limits_access(api: Api, tenant: dict, room: dic
     assert (status, body["error_code"]) == (403, "ROOM_ACCESS_DENIED")
     status, body = await user.call("GET", "/rooms")
     assert status == 200 and [r["id"] for r in body["data"]] == [room["id"]]
+    for name in ("newer-1", "newer-2"):
+        await api.call("POST", "/rooms", {"name": name})
+    status, body = await user.call("GET", "/rooms?limit=1")  # the limit applies before paging
+    assert [r["id"] for r in body["data"]] == [room["id"]]
+    assert body["pagination"] == {"skip": 0, "limit": 1, "total": 1, "has_more": False}
 
 
 async def test_admin_key_is_never_bootstrap_printed(admin: Api) -> None:

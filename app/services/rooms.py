@@ -75,12 +75,8 @@ class RoomService:
 
     async def list(self, principal: Principal, query: RoomQuery) -> tuple[list[dict], int]:
         if principal.is_user:
-            query = replace(query, visible_to=principal.user_id)
-        items, total = await self.storage.list_rooms(principal.client_id, query)
-        if principal.is_user and principal.rooms is not None:
-            allowed = set(principal.rooms)
-            items = [r for r in items if r["id"] in allowed]
-        return items, total
+            query = replace(query, visible_to=principal.user_id, ids=principal.rooms)
+        return await self.storage.list_rooms(principal.client_id, query)
 
     async def update(self, principal: Principal, room_id: str, changes: dict[str, Any]
                      ) -> dict[str, Any]:

@@ -258,6 +258,16 @@ async def test_list_rooms_visible_to(storage: Storage, clock: Clock, client: Rec
     assert [r["id"] for r in items] == [public["id"]] and total == 1
 
 
+async def test_list_rooms_by_ids(storage: Storage, clock: Clock, client: Record) -> None:
+    rooms = [await add_room(storage, clock, client, name=f"room-{i}") for i in range(5)]
+    wanted = (rooms[3]["id"], rooms[0]["id"], new_id())
+    items, total = await storage.list_rooms(
+        client["id"], RoomQuery(ids=wanted, sort="name", limit=1))
+    assert [r["id"] for r in items] == [rooms[0]["id"]] and total == 2
+    items, total = await storage.list_rooms(client["id"], RoomQuery(ids=()))
+    assert items == [] and total == 0
+
+
 async def test_update_room(storage: Storage, room: Record) -> None:
     updated = await storage.update_room(room["client_id"], room["id"], {
         "name": "renamed", "is_private": True, "meta": {"a": 1}, "is_active": False,
