@@ -5,6 +5,7 @@ from __future__ import annotations
 from storage.base import (
     MessageQuery,
     NotificationQuery,
+    RecordNotFound,
     RoomQuery,
     Storage,
     StorageError,
@@ -14,6 +15,7 @@ from storage.base import (
 __all__ = [
     "MessageQuery",
     "NotificationQuery",
+    "RecordNotFound",
     "RoomQuery",
     "Storage",
     "StorageError",

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from app.services.rooms import RoomService
 from tests.conftest import ADMIN_KEY, Api, ServerFactory
 from tests.test_rest_clients import bearer, pyjwt_token
 
@@ -250,3 +251,21 @@ async def test_messages_stored_metric_counts_new_messages_only(
                                {"sender_id": "u1", "content": "counted", "client_msg_id": "m-1"})
     assert status == 200
     assert await stored() == before + 1
+
+
+async def test_room_deleted_during_a_send_is_404(api, room, monkeypatch) -> None:
+    """The room vanishes between the access check and the write: 404, nothing stored."""
+    access = RoomService.access
+
+    async def access_then_delete(self, principal, room_id):
+        found = await access(self, principal, room_id)
+        await self.storage.delete_room(principal.client_id, room_id)
+        return found
+
+    monkeypatch.setattr(RoomService, "access", access_then_delete)
+    status, body = await api.call("POST", f"/rooms/{room['id']}/messages",
+                                  {"sender_id": "u1", "content": "too late"})
+    assert (status, body["error_code"]) == (404, "ROOM_NOT_FOUND")
+    monkeypatch.undo()
+    status, body = await api.call("GET", f"/rooms/{room['id']}")
+    assert (status, body["error_code"]) == (404, "ROOM_NOT_FOUND")

@@ -10,7 +10,7 @@ from app.auth import Principal
 from app.config import Settings
 from app.events import Realtime
 from app.metrics import MESSAGES_STORED
-from app.services.rooms import RoomService, require_same_user
+from app.services.rooms import RoomService, require_same_user, room_still_exists
 from app.timeutil import now_ts
 from storage import MessageQuery, Storage
 
@@ -55,14 +55,15 @@ class MessageService:
         now = now_ts()
         sender_name = fields.get("sender_name") or (
             principal.user_name if principal.is_user else None) or sender_id
-        message, created = await self.storage.add_message({
-            "id": str(uuid.uuid4()), "room_id": room_id, "client_id": room["client_id"],
-            "sender_id": sender_id, "sender_name": sender_name, "content": fields["content"],
-            "message_type": fields.get("message_type") or "text", "meta": fields.get("meta") or {},
-            "client_msg_id": fields.get("client_msg_id"), "created_at": now, "updated_at": now,
-            "edited_at": None, "edit_reason": None, "is_deleted": False, "deleted_at": None,
-            "deleted_by": None,
-        })
+        with room_still_exists():
+            message, created = await self.storage.add_message({
+                "id": str(uuid.uuid4()), "room_id": room_id, "client_id": room["client_id"],
+                "sender_id": sender_id, "sender_name": sender_name,
+                "content": fields["content"], "message_type": fields.get("message_type") or "text",
+                "meta": fields.get("meta") or {}, "client_msg_id": fields.get("client_msg_id"),
+                "created_at": now, "updated_at": now, "edited_at": None, "edit_reason": None,
+                "is_deleted": False, "deleted_at": None, "deleted_by": None,
+            })
         if created:
             MESSAGES_STORED.inc()
             await self.realtime.publish(room_id, "message", message)

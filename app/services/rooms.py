@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -10,7 +12,7 @@ from app import errors
 from app.auth import Principal
 from app.events import Realtime
 from app.timeutil import now_ts
-from storage import RoomQuery, Storage
+from storage import RecordNotFound, RoomQuery, Storage
 
 CLOSE_ROOM_NOT_FOUND = 4002
 CLOSE_ROOM_ACCESS_DENIED = 4003
@@ -26,6 +28,15 @@ def require_same_user(principal: Principal, user_id: str | None) -> None:
     """A user token acts only as its own user."""
     if principal.is_user and user_id is not None and user_id != principal.user_id:
         raise errors.InsufficientPermissions("A user token can only act as its own user")
+
+
+@contextmanager
+def room_still_exists() -> Iterator[None]:
+    """A room deleted between the access check and the write is a 404, not a server error."""
+    try:
+        yield
+    except RecordNotFound:
+        raise errors.RoomNotFound() from None
 
 
 def acting_user_id(principal: Principal, user_id: str | None) -> str:
@@ -116,7 +127,9 @@ class RoomService:
                 principal.user_name if principal.is_user else None) or user_id,
             "joined_at": now_ts(), "meta": fields.get("meta") or {}, "last_read_seq": 0,
         }
-        if not await self.storage.add_participant(participant):
+        with room_still_exists():
+            added = await self.storage.add_participant(participant)
+        if not added:
             raise errors.AlreadyInRoom()
         return participant
 
@@ -128,7 +141,8 @@ class RoomService:
             return existing
         participant = {"room_id": room_id, "user_id": user_id, "user_name": user_name or user_id,
                        "joined_at": now_ts(), "meta": {}, "last_read_seq": 0}
-        await self.storage.add_participant(participant)
+        with room_still_exists():
+            await self.storage.add_participant(participant)
         return await self.storage.get_participant(room_id, user_id) or participant
 
     async def leave(self, principal: Principal, room_id: str, user_id: str | None) -> None:
