@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -101,10 +101,3 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         if raw is not None:
             changes[field.name] = _coerce(field.type, raw, "--" + field.name.replace("_", "-"))
     return replace(settings, **changes)
-
-
-def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from a bare argument list (used by tests and tools)."""
-    parser = argparse.ArgumentParser()
-    add_flags(parser)
-    return from_args(parser.parse_args(list(argv)), env)

@@ -42,8 +42,3 @@ def text_frame(payload: bytes) -> bytes:
 def pong_frame(payload: bytes) -> bytes:
     """Answer to a client PING (control frames carry at most 125 bytes)."""
     return bytes((0x8A, len(payload[:125]))) + payload[:125]
-
-
-def sio_event_text(event_type: str, envelope_text: str) -> str:
-    """The engine.io MESSAGE + socket.io EVENT text for namespace `/`: `42["type",{…}]`."""
-    return '42["' + event_type + '",' + envelope_text + "]"
