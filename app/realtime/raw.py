@@ -1,9 +1,9 @@
 """One raw WebSocket connection's write side: frames go straight to its transport, in order.
 
 Fan-out and direct replies share `write`, so a connection's frames never reorder. Frames
-written during one event-loop iteration are joined and handed to the transport in ONE write
-at the end of it (`Outbox`): when events come faster than a socket drains, one syscall
-carries several of them; a quiet room pays one extra loop iteration, no timer. While a
+queued for a connection are joined and handed to its transport in ONE write (`Outbox`): a
+quiet room pays one extra loop iteration and no timer; when events come faster than the
+sockets drain, one syscall carries several of them. While a
 connection recovers (`last_seq`), live events are held in `buffer` and flushed after the
 replay. A connection whose transport buffer stays over its bound is cut (1013); the room
 never waits for it.
@@ -25,6 +25,8 @@ from app.realtime.limits import TokenBucket
 log = logging.getLogger("chatapi.ws")
 
 CLOSE_GRACE_SECONDS = 2.0
+FLUSH_DUTY = 1.0  # a busy outbox waits as long as its last flush took before the next
+MAX_FLUSH_WAIT = 0.025
 
 
 @dataclass(frozen=True)
@@ -53,21 +55,35 @@ class Writer(Protocol):
 
 
 class Outbox:
-    """Connections with frames written this loop iteration, flushed in one `call_soon`."""
+    """Connections with frames queued since the last flush, written together by `flush`.
 
-    __slots__ = ("_dirty", "_scheduled")
+    A quiet server flushes on the next loop iteration (one `call_soon`, no timer). A busy
+    one paces itself: the next flush starts no sooner than the last one took
+    (`FLUSH_DUTY` times its duration) after it ended, so writes take at most about half the
+    CPU and the frames that arrive meanwhile share each socket's next write instead of
+    costing a `send()` each. The wait is bounded by `MAX_FLUSH_WAIT`."""
+
+    __slots__ = ("_dirty", "_ready_at", "_scheduled")
 
     def __init__(self) -> None:
         self._dirty: list[Writer] = []
         self._scheduled = False
+        self._ready_at = 0.0  # loop time before which the next flush waits
 
     def add(self, conn: Writer) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
+            wait = self._ready_at - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self.flush)
+            else:
+                loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         dirty, self._dirty = self._dirty, []
         self._scheduled = False
         for conn in dirty:
@@ -75,6 +91,8 @@ class Outbox:
                 conn.send_out()
             except Exception:  # one broken transport must not cost the others their frames
                 log.exception("flushing %s failed", conn.sid)
+        ended = loop.time()
+        self._ready_at = ended + min(FLUSH_DUTY * (ended - started), MAX_FLUSH_WAIT)
 
 
 class FrameSink:
