@@ -47,7 +47,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     hub = request.app[HUB]
     try:
-        conn, identity, last_seq = await _admit(request, ws, hub)
+        conn, identity, last_seq, meta = await _admit(request, ws, hub)
     except Refusal as refusal:
         await _refuse(ws, refusal.code, refusal.reason)
         return ws
@@ -56,7 +56,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         await _refuse(ws, SERVER_ERROR, "Server error")
         return ws
     try:
-        await hub.attach_raw(conn, identity, last_seq)
+        await hub.attach_raw(conn, identity, last_seq, meta)
         await _read(hub, conn, identity, ws)
     except Exception:
         log.exception("raw WebSocket %s failed", conn.sid)
@@ -67,14 +67,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
-                 ) -> tuple[RawConnection, Identity, int | None]:
+                 ) -> tuple[RawConnection, Identity, int | None, dict[str, Any] | None]:
+    """The connection, who it is, where it resumes from and its participant meta."""
     if hub.shutting_down:
         raise Refusal(GOING_AWAY, "Server shutting down")
     app, query = request.app, request.query
     settings = app[SETTINGS]
     identity = await identify(hub.storage, settings.admin_key, query.get("token"),
                               query.get("user_id"), query.get("user_name"))
-    room = await admit(app[SERVICES], identity, request.match_info["room_id"])
+    room, participant = await admit(app[SERVICES], identity, request.match_info["room_id"])
     hub.check_quota(identity)
     try:
         last_seq = validation.last_seq(query.get("last_seq"))
@@ -88,7 +89,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         user_id=identity.user_id, user_name=identity.user_name, room_id=room["id"],
         limits=hub.send_limits, outbox=hub.outbox,
         bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst))
-    return conn, identity, last_seq
+    return conn, identity, last_seq, participant.get("meta")
 
 
 async def _refuse(ws: web.WebSocketResponse, code: int, reason: str) -> None:

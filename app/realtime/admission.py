@@ -108,8 +108,10 @@ def _anonymous() -> str:
     return "anon-" + secrets.token_hex(4)
 
 
-async def admit(services: Services, identity: Identity, room_id: Any) -> dict[str, Any]:
-    """The room if this identity may listen in it; makes the user a participant if public."""
+async def admit(services: Services, identity: Identity, room_id: Any
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The room and the user's participant record if this identity may listen in it; makes
+    the user a participant of a public room."""
     if not isinstance(room_id, str) or not _is_uuid(room_id):
         raise Refusal(ROOM_NOT_FOUND)
     try:
@@ -122,11 +124,13 @@ async def admit(services: Services, identity: Identity, room_id: Any) -> dict[st
         raise Refusal(ACCESS_DENIED, "Room access denied: room is deactivated")
     storage = services.rooms.storage
     if room.get("is_private"):
-        if await storage.get_participant(room_id, identity.user_id) is None:
+        participant = await storage.get_participant(room_id, identity.user_id)
+        if participant is None:
             raise Refusal(ACCESS_DENIED, "Room access denied: private room")
     else:
-        await services.rooms.ensure_participant(room_id, identity.user_id, identity.user_name)
-    return room
+        participant = await services.rooms.ensure_participant(room_id, identity.user_id,
+                                                              identity.user_name)
+    return room, participant
 
 
 def _is_uuid(text: str) -> bool:

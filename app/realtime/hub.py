@@ -191,16 +191,14 @@ class Hub:
         await self.emit("typing", envelope("typing", data, room_id), room_id)
 
     # -- raw connections --------------------------------------------------------------------
-    async def attach_raw(self, conn: RawConnection, identity: Identity, last_seq: int | None
-                         ) -> None:
+    async def attach_raw(self, conn: RawConnection, identity: Identity, last_seq: int | None,
+                         meta: dict[str, Any] | None = None) -> None:
         """Register, replay what was missed, say `connection_status`, then go live."""
         conn.buffer = []
         self.raw[conn.sid] = conn
         self.count_in(identity, RAW)
         await self.enter_user_room(conn.sid, conn.sid, identity)
-        participant = await self.storage.get_participant(conn.room_id, identity.user_id)
-        await self.enter(conn.sid, conn.sid, identity, conn.room_id,
-                         (participant or {}).get("meta"))
+        await self.enter(conn.sid, conn.sid, identity, conn.room_id, meta)
         replayed, complete, upto = [], False, 0
         if last_seq is not None:
             replayed, complete = await self.missed(conn.room_id, last_seq)
@@ -249,7 +247,8 @@ class Hub:
         eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
         await self.enter_user_room(sid, eio_sid, identity)
 
-    async def sio_join(self, sid: str, room_id: str, last_seq: int | None) -> dict[str, Any]:
+    async def sio_join(self, sid: str, room_id: str, last_seq: int | None,
+                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
         session = self.sio_sessions.get(sid)
         if session is None:  # disconnected while the join was being admitted
             raise Refusal(4001, "Unauthorized")
@@ -260,11 +259,10 @@ class Hub:
         self.sio_buffers[key] = []
         try:
             eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
-            participant = await self.storage.get_participant(room_id, identity.user_id)
             if self.sio_sessions.get(sid) is not session:  # disconnected meanwhile: no ghost
                 raise Refusal(4001, "Unauthorized")
             session.rooms.add(room_id)  # with enter's first step, before any await
-            await self.enter(sid, eio_sid, identity, room_id, (participant or {}).get("meta"))
+            await self.enter(sid, eio_sid, identity, room_id, meta)
             replayed, complete, upto = [], False, 0
             if last_seq is not None:
                 replayed, complete = await self.missed(room_id, last_seq)

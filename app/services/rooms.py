@@ -142,7 +142,8 @@ class RoomService:
         participant = {"room_id": room_id, "user_id": user_id, "user_name": user_name or user_id,
                        "joined_at": now_ts(), "meta": {}, "last_read_seq": 0}
         with room_still_exists():
-            await self.storage.add_participant(participant)
+            if await self.storage.add_participant(participant):
+                return participant
         return await self.storage.get_participant(room_id, user_id) or participant
 
     async def leave(self, principal: Principal, room_id: str, user_id: str | None) -> None:
