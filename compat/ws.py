@@ -13,7 +13,7 @@ import logging
 import secrets
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import EofStream, WebSocketError, WSMessage, WSMsgType, web
 
 from app import errors, metrics
 from app.keys import HUB, SERVICES, SETTINGS
@@ -23,6 +23,7 @@ from app.realtime.envelope import pong_frame
 from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
 from app.realtime.raw import RawConnection
+from app.realtime.raw_socket import Detached, RawSocket, take_over
 from storage import StorageError
 
 log = logging.getLogger("chatapi.ws")
@@ -40,33 +41,40 @@ def setup(app: web.Application) -> None:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    """Upgrade, hand the connection over (`raw_socket.take_over`), admit, attach, return.
+
+    The handler ends once the socket is attached: from then on the connection lives in its
+    protocol's callbacks and a `Reader` task that exists only while frames are waiting."""
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(autoping=False, compress=settings.ws_compression,
                                max_msg_size=settings.ws_max_frame_bytes,
                                timeout=CLOSE_TIMEOUT_SECONDS)
     await ws.prepare(request)
+    sock = take_over(request, ws)
+    if sock is None:
+        return ws
     hub = request.app[HUB]
     try:
-        conn, identity, last_seq, meta = await _admit(request, ws, hub)
+        conn, identity, last_seq, meta = await _admit(request, sock, ws, hub)
     except Refusal as refusal:
-        await _refuse(ws, refusal.code, refusal.reason)
-        return ws
+        await _refuse(sock, refusal.code, refusal.reason)
+        return Detached()
     except Exception:
         log.exception("raw WebSocket admission failed")
-        await _refuse(ws, SERVER_ERROR, "Server error")
-        return ws
+        await _refuse(sock, SERVER_ERROR, "Server error")
+        return Detached()
+    reader = Reader(hub, conn, identity)
     try:
         await hub.attach_raw(conn, identity, last_seq, meta)
-        await _read(hub, conn, identity, ws)
     except Exception:
         log.exception("raw WebSocket %s failed", conn.sid)
-        await conn.close(SERVER_ERROR, "Server error")
-    finally:
-        await hub.detach_raw(conn, identity)
-    return ws
+        conn.cut(SERVER_ERROR, "Server error")
+    sock.on_readable = reader.wake
+    reader.wake()  # frames sent during admission, or a connection that ended meanwhile
+    return Detached()
 
 
-async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
+async def _admit(request: web.Request, sock: RawSocket, ws: web.WebSocketResponse, hub: Hub
                  ) -> tuple[RawConnection, Identity, int | None, dict[str, Any] | None]:
     """The connection, who it is, where it resumes from and its participant meta."""
     if hub.shutting_down:
@@ -81,53 +89,97 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         last_seq = validation.last_seq(query.get("last_seq"))
     except errors.ApiError:
         last_seq = None
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("client went away during admission")
     conn = RawConnection(
-        "ws_" + secrets.token_urlsafe(12), ws, transport, principal=identity.principal,
+        "ws_" + secrets.token_urlsafe(12), sock, principal=identity.principal,
         user_id=identity.user_id, user_name=identity.user_name, room_id=room["id"],
         limits=hub.send_limits, outbox=hub.outbox,
-        bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst))
+        bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst),
+        ws=ws if ws.compress else None)
     return conn, identity, last_seq, participant.get("meta")
 
 
-async def _refuse(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+async def _refuse(sock: RawSocket, code: int, reason: str) -> None:
     metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
-    try:
-        await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]),
-                               CLOSE_TIMEOUT_SECONDS + 1)
-    except (TimeoutError, ConnectionError):
-        pass
+    await sock.close(code, reason[:120], CLOSE_TIMEOUT_SECONDS)
 
 
-async def _read(hub: Hub, conn: RawConnection, identity: Identity,
-                ws: web.WebSocketResponse) -> None:
-    """The one reader of this socket."""
-    loop = asyncio.get_running_loop()
-    member = actions.Member(identity, conn.room_id, conn.sid)
-    inflight: list[asyncio.Task[None]] = []  # this socket's `message` events being stored
-    try:
-        async for msg in ws:
-            conn.last_seen = loop.time()
-            if msg.type is WSMsgType.TEXT:
-                if not conn.bucket.allow():
-                    await _drain(inflight)
-                    await _close(conn, RATE_LIMITED, "Rate limit exceeded")
-                    return
-                await _dispatch(hub, conn, member, msg.data, inflight)
-            elif msg.type is WSMsgType.BINARY:
-                await _drain(inflight)
-                await _close(conn, UNSUPPORTED_DATA, "Unsupported data")
-                return
-            elif msg.type is WSMsgType.PING:
-                conn.transport.write(pong_frame(msg.data))
-            elif msg.type is WSMsgType.ERROR:
-                code = ws.close_code or SERVER_ERROR
-                metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
-                return
-    finally:
-        await _drain(inflight)
+class Reader:
+    """Reads one attached socket's frames in order; runs only while frames are waiting.
+
+    The protocol calls `wake` when frames arrive or the connection ends; one task at a time
+    handles what is queued and exits, so an idle connection holds no task. When the
+    connection ends (or is refused mid-session) the connection is detached from the hub
+    exactly once."""
+
+    __slots__ = ("conn", "done", "hub", "identity", "member", "task")
+
+    def __init__(self, hub: Hub, conn: RawConnection, identity: Identity) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.identity = identity
+        self.member = actions.Member(identity, conn.room_id, conn.sid)
+        self.task: asyncio.Task[None] | None = None
+        self.done = False
+
+    def wake(self) -> None:
+        if self.task is None and not self.done:
+            self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        queue = self.conn.sock.queue
+        try:
+            while not self.done and (queue._buffer or queue.is_eof()):
+                try:
+                    msg = await queue.read()
+                except EofStream:
+                    await self._finish()
+                except WebSocketError as exc:
+                    await self._stop(exc.code, str(exc)[:120] or "Protocol error")
+                else:
+                    if await self._handle(msg):
+                        await self._finish()
+        except Exception:
+            log.exception("raw WebSocket %s failed", self.conn.sid)
+            await self._stop(SERVER_ERROR, "Server error")
+        finally:
+            self.task = None
+
+    async def _handle(self, msg: WSMessage) -> bool:
+        """One frame; True when the session is over."""
+        conn = self.conn
+        if msg.type is WSMsgType.TEXT:
+            if not conn.bucket.allow():
+                await self._close(RATE_LIMITED, "Rate limit exceeded")
+                return True
+            await _dispatch(self.hub, conn, self.member, msg.data)
+        elif msg.type is WSMsgType.PING:
+            conn.transport.write(pong_frame(msg.data))
+        elif msg.type is WSMsgType.CLOSE:
+            conn.closing = True
+            conn.sock.answer_close(msg.data)
+            return True
+        elif msg.type is WSMsgType.BINARY:
+            await self._close(UNSUPPORTED_DATA, "Unsupported data")
+            return True
+        return False
+
+    async def _close(self, code: int, reason: str) -> None:
+        await _drain(self.conn.inflight)
+        metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+        await self.conn.close(code, reason)
+
+    async def _stop(self, code: int, reason: str) -> None:
+        if not self.conn.sock.lost:
+            await self._close(code, reason)
+        await self._finish()
+
+    async def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.conn.sock.on_readable = None
+        await _drain(self.conn.inflight)
+        await self.hub.detach_raw(self.conn, self.identity)
 
 
 async def _drain(inflight: list[asyncio.Task[None]]) -> None:
@@ -135,11 +187,6 @@ async def _drain(inflight: list[asyncio.Task[None]]) -> None:
     if inflight:
         await asyncio.gather(*inflight, return_exceptions=True)
         inflight.clear()
-
-
-async def _close(conn: RawConnection, code: int, reason: str) -> None:
-    metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
-    await conn.close(code, reason)
 
 
 def _parse(raw: str) -> tuple[str, dict[str, Any]]:
@@ -166,8 +213,8 @@ UnknownType = type("UnknownType", (errors.ApiError,),
                    {"status": 400, "code": "UNKNOWN_TYPE", "default_detail": "Unknown type"})
 
 
-async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str,
-                    inflight: list[asyncio.Task[None]]) -> None:
+async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:
+    inflight = conn.inflight
     data: Any = None
     try:
         event, data = _parse(raw)

@@ -39,6 +39,13 @@ def text_frame(payload: bytes) -> bytes:
     return _LEN3(_FIN_TEXT, 127, size) + payload
 
 
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame: the code and a reason cut to fit a control frame (125 bytes)."""
+    cut = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    payload = struct.pack("!H", code) + cut
+    return bytes((_FIN_CLOSE, len(payload))) + payload
+
+
 def pong_frame(payload: bytes) -> bytes:
     """Answer to a client PING (control frames carry at most 125 bytes)."""
     return bytes((0x8A, len(payload[:125]))) + payload[:125]

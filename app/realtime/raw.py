@@ -21,6 +21,7 @@ from aiohttp import web
 
 from app.realtime.envelope import PING_FRAME, dumps, envelope, text_frame
 from app.realtime.limits import TokenBucket
+from app.realtime.raw_socket import RawSocket
 
 log = logging.getLogger("chatapi.ws")
 
@@ -137,23 +138,25 @@ class RawConnection(FrameSink):
         "buffer",
         "closing",
         "credential",
-        "last_seen",
+        "inflight",
         "limits",
         "over_since",
         "pinged_at",
         "principal",
         "room_id",
+        "sock",
         "typing",
         "user_id",
         "user_name",
         "ws",
     )
 
-    def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.Transport,
-                 *, principal: Any, user_id: str, user_name: str, room_id: str,
-                 limits: SendLimits, bucket: TokenBucket, outbox: Outbox) -> None:
-        super().__init__(sid, transport, outbox)
-        self.ws = ws
+    def __init__(self, sid: str, sock: RawSocket, *, principal: Any, user_id: str,
+                 user_name: str, room_id: str, limits: SendLimits, bucket: TokenBucket,
+                 outbox: Outbox, ws: web.WebSocketResponse | None = None) -> None:
+        super().__init__(sid, sock.transport, outbox)
+        self.sock = sock
+        self.ws = ws  # only with permessage-deflate: its writer compresses
         self.principal = principal
         self.credential: str = principal.rate_key
         self.user_id = user_id
@@ -164,11 +167,16 @@ class RawConnection(FrameSink):
         self.buffer: list[Encoded] | None = None
         self.closing = False
         self.typing = False
-        self.last_seen = asyncio.get_running_loop().time()
+        self.inflight: list[asyncio.Task[None]] = []  # `message` events being stored, in order
         self.pinged_at = 0.0
         self.over_since = 0.0
-        self._pending: deque[str] | None = deque() if ws.compress else None
+        self._pending: deque[str] | None = deque() if ws is not None and ws.compress else None
         self._sender: asyncio.Task[None] | None = None
+
+    @property
+    def last_seen(self) -> float:
+        """Loop time of the last bytes from the peer."""
+        return self.sock.last_seen
 
     # -- writing -------------------------------------------------------------------------
     def deliver(self, item: Encoded) -> None:
@@ -246,18 +254,7 @@ class RawConnection(FrameSink):
         """Close with `code`; a peer that has not read its backlog by `grace` is aborted."""
         self.closing = True
         self.send_out()  # frames accepted before closing precede the close frame
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        try:
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), grace)
-        except (TimeoutError, ConnectionError, RuntimeError):
-            pass
-        transport = self.transport
-        if not transport.is_closing():
-            transport.abort()
-        elif transport.get_write_buffer_size():
-            # the close frame waits behind unread data: the peer has until the deadline
-            loop.call_at(deadline, _abort_if_stuck, transport)
+        await self.sock.close(code, reason, grace)
 
     def ping(self) -> None:
         """Heartbeat PING (control frames are never compressed, so always direct)."""
@@ -288,11 +285,6 @@ class RawConnection(FrameSink):
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
-
-
-def _abort_if_stuck(transport: asyncio.Transport) -> None:
-    if transport.get_write_buffer_size():
-        transport.abort()
 
 
 def encode(event: str, data: dict[str, Any]) -> Encoded:

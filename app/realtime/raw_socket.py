@@ -1,0 +1,154 @@
+"""A raw WebSocket's transport after the handshake, without aiohttp's request machinery.
+
+aiohttp answers the upgrade (`WebSocketResponse.prepare`), then `take_over` moves the
+transport to a `RawSocket`: the request, its handler task, the request parser and aiohttp's
+per-connection handler are released, which is most of an idle connection's memory. Frames
+are still parsed by aiohttp's own WebSocket reader (C) into its message queue, picked up
+from where aiohttp left them, so nothing that arrived during the handshake is lost. Reading
+is callback-driven: `on_readable` runs (the adapter starts a consumer task) only when
+frames are waiting or the connection ended, so an idle connection holds no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from app.realtime.envelope import close_frame
+
+
+class RawSocket(asyncio.Protocol):
+    """The protocol of one upgraded connection: frames in, close handshake, nothing else."""
+
+    __slots__ = ("_closed", "_reading_paused", "close_sent", "last_seen", "lost", "on_readable",
+                 "queue", "reader", "transport")
+
+    def __init__(self, transport: asyncio.Transport, reader: Any, queue: Any,
+                 reading_paused: bool) -> None:
+        self.transport = transport
+        self.reader = reader  # aiohttp's WebSocketReader, feeding `queue`
+        self.queue = queue  # aiohttp's WebSocketDataQueue of parsed messages
+        self._reading_paused = reading_paused
+        self.on_readable: Callable[[], None] | None = None
+        self.close_sent = False
+        self.lost = False
+        self.last_seen = asyncio.get_running_loop().time()
+        self._closed: asyncio.Future[None] | None = None  # set once the peer's close arrived
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = asyncio.get_running_loop().time()
+        self.reader.feed_data(data)  # a protocol error is set on the queue, read as such
+        if self._closed is not None:
+            self._look_for_close()
+        elif self.on_readable is not None and (self.queue._buffer or self.queue.is_eof()):
+            self.on_readable()
+
+    def eof_received(self) -> bool:
+        return False  # half-closed by the peer: close our side too
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.queue.feed_eof()
+        self.peer_closed()
+        if self.on_readable is not None:
+            self.on_readable()
+
+    def pause_writing(self) -> None:
+        pass  # slow consumers are watched through the transport's buffer size
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- what aiohttp's message queue calls for flow control -------------------------------
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- closing ---------------------------------------------------------------------------
+    def _look_for_close(self) -> None:
+        """While we wait for the peer's close frame nothing else it sends matters."""
+        for msg, _size in self.queue._buffer:
+            if msg.type is WSMsgType.CLOSE:
+                self.peer_closed()
+                return
+        if self.queue.is_eof():
+            self.peer_closed()
+
+    def peer_closed(self) -> None:
+        """The peer's close frame arrived (or the connection is gone)."""
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    def answer_close(self, code: int) -> None:
+        """The peer closed first: echo its code, then close the transport."""
+        if not self.close_sent and not self.transport.is_closing():
+            self.close_sent = True
+            self.transport.write(close_frame(code if code else 1000, ""))
+        self.transport.close()
+
+    async def close(self, code: int, reason: str, grace: float) -> None:
+        """Send a close frame, wait (at most `grace`) for the peer's, then close; a peer that
+        has not read its backlog by then is aborted."""
+        transport = self.transport
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if not self.close_sent and not transport.is_closing():
+            self.close_sent = True
+            transport.write(close_frame(code, reason))
+            if not self.lost:
+                self._closed = loop.create_future()
+                try:
+                    await asyncio.wait_for(self._closed, grace)
+                except TimeoutError:
+                    pass
+        if not transport.is_closing():
+            transport.close()
+        if transport.get_write_buffer_size():
+            # the close frame waits behind unread data: the peer has until the deadline
+            loop.call_at(max(deadline, loop.time()), _abort_if_stuck, transport)
+
+
+def _abort_if_stuck(transport: asyncio.Transport) -> None:
+    if transport.get_write_buffer_size():
+        transport.abort()
+
+
+class Detached(web.StreamResponse):
+    """What the handler returns once the connection is no longer aiohttp's: nothing to send."""
+
+    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+def take_over(request: web.Request, ws: web.WebSocketResponse) -> RawSocket | None:
+    """Move a prepared WebSocket's transport from aiohttp to a `RawSocket`.
+
+    Relies on aiohttp internals (3.9-3.14): the request handler's parser slot and transport,
+    the response's message queue. `tests/test_ws_lifecycle.py` and the hostile-session table
+    exercise every path through here."""
+    handler = request.protocol
+    transport = request.transport
+    queue = ws._reader
+    reader = handler._payload_parser
+    if transport is None or queue is None or reader is None or transport.is_closing():
+        return None  # the client went away during the handshake
+    sock = RawSocket(transport, reader, queue, handler._reading_paused)
+    queue._protocol = sock
+    handler._payload_parser = None  # else releasing the handler would end our queue
+    handler.transport = None  # else it would close the transport
+    handler._task_handler = None  # else a server with handler_cancellation would cancel us
+    transport.set_protocol(sock)
+    handler.connection_lost(None)  # release the handler: server bookkeeping, timers, parser
+    return sock
