@@ -123,7 +123,7 @@ class Reader:
 
     def wake(self) -> None:
         if self.task is None and not self.done:
-            self.task = asyncio.ensure_future(self._run())
+            self.task = self.hub.spawn(self._run())
 
     async def _run(self) -> None:
         queue = self.conn.sock.queue

@@ -372,6 +372,8 @@ class Hub:
         closes += [self._sio_goodbye(sid) for sid in list(self.sio_sessions)]
         if closes:
             await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), grace + 1)
+        if self._tasks:  # raw sockets' readers announcing their departures
+            await asyncio.wait(set(self._tasks), timeout=grace)
         transport = self.sio.eio._async["websocket"]
         if isinstance(transport, type) and issubclass(transport, TrackedWebSocket):
             await sio_transport.close_all(transport, grace + 1)  # engine.io sockets: 1001
@@ -379,10 +381,12 @@ class Hub:
     async def _sio_goodbye(self, sid: str) -> None:
         await self.sio.disconnect(sid)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run `coro` in a task the hub keeps (and waits for at shutdown)."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def stop(self) -> None:
         if self._liveness is not None:
