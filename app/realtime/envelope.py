@@ -15,6 +15,7 @@ from app.timeutil import now_ts
 _LEN2 = struct.Struct("!BBH").pack
 _LEN3 = struct.Struct("!BBQ").pack
 _FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
 _FIN_CLOSE = 0x88
 
 PING_FRAME = b"\x89\x00"
@@ -29,14 +30,19 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes, first: int = _FIN_TEXT) -> bytes:
     """A complete, unmasked, final WebSocket text frame carrying `payload`."""
     size = len(payload)
     if size < 126:
-        return bytes((_FIN_TEXT, size)) + payload
+        return bytes((first, size)) + payload
     if size < 65536:
-        return _LEN2(_FIN_TEXT, 126, size) + payload
-    return _LEN3(_FIN_TEXT, 127, size) + payload
+        return _LEN2(first, 126, size) + payload
+    return _LEN3(first, 127, size) + payload
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """The same for binary payloads (engine.io's binary packets)."""
+    return text_frame(payload, _FIN_BINARY)
 
 
 def close_frame(code: int, reason: str) -> bytes:
