@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -45,10 +47,18 @@ def _serve(settings: config.Settings) -> int:
     from app.main import create_app
 
     app = create_app(settings)
+    _tune_gc()
     web.run_app(app, host=settings.host, port=settings.port,
                 shutdown_timeout=settings.drain_seconds, access_log=None,
                 print=lambda text: print(text, flush=True))
     return 0
+
+
+def _tune_gc() -> None:
+    """What exists after start-up (modules, routes, schemas: most of the heap) is frozen
+    out of the collector's full passes, which then walk only live connections' objects."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _create_client(settings: config.Settings, name: str, description: str | None) -> int:

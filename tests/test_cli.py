@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,15 +13,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.ports import free_port
+
 CHATAPI = str(Path(sys.executable).with_name("chatapi"))
 START_TIMEOUT = 20.0
 DRAIN_SECONDS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

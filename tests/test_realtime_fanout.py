@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import aiohttp
+
+from tests.ports import free_port
 
 ADMIN = "probe-admin-key-0123456789"
 MARK = b'"probe-'
@@ -82,12 +83,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_http(port: int) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import socketio
 from app.keys import HUB
 from tests import test_realtime_helpers as rt
 from tests.conftest import ADMIN_KEY
+from tests.ports import free_port
 from tests.test_realtime_helpers import TIMEOUT, StalledSocket, connect, ws_url
 
 
@@ -124,10 +124,6 @@ async def test_deactivated_room_closes_sockets_4003(server, http, api, tenant, r
     await b.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_sigterm_closes_with_1001_and_exits_within_drain(tmp_path: Path):

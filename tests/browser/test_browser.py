@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SCRIPT = HERE / "chat.browser.mjs"
@@ -42,10 +44,6 @@ def _chromium() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve_command() -> list[str]:
@@ -156,7 +154,7 @@ def _ensure_playwright(node: str) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(_free_port(), tmp_path / "db.sqlite")
+    srv = Server(free_port(), tmp_path / "db.sqlite")
     srv.start()
     try:
         yield srv

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 import redis
 import socketio
 
+from tests.ports import free_port
 from tests.test_realtime_helpers import RawClient
 
 CHATAPI = str(Path(sys.executable).with_name("chatapi"))
@@ -37,10 +37,7 @@ START_TIMEOUT = 20.0
 TIMEOUT = 5.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
 
 
 def redis_up(port: int = REDIS_PORT) -> bool:
