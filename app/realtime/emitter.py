@@ -21,7 +21,7 @@ from socketio import AsyncManager
 from app import metrics
 from app.config import Settings
 from app.realtime.envelope import dumps, text_frame
-from app.realtime.raw import Encoded
+from app.realtime.raw import Encoded, RawConnection
 from app.realtime.sio_transport import deliver as sio_deliver
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class FastLocalEmit(AsyncManager):
         pkt: eio_packet.Packet | None = None
         frame = b""
         raw_count = sio_count = 0
+        pending: list[RawConnection] = []  # raw connections this fan-out gives a first frame
         for sid, eio_sid in members:
             if sid in skip:
                 continue
@@ -88,14 +89,25 @@ class FastLocalEmit(AsyncManager):
             if conn is not None:
                 if skip_user is not None and conn.user_id == skip_user:
                     continue
+                raw_count += 1
                 if addressed:
                     conn.deliver(_for_room(per_room, event, seq, data, conn.room_id))
+                    continue
+                if item is None:
+                    text = text or dumps(data)
+                    item = Encoded(event, seq, text, text_frame(text.encode()))
+                if conn.buffer is not None or conn.closing or conn.ws is not None:
+                    conn.deliver(item)  # recovering, closing or compressing
+                    continue
+                # `FrameSink.queue_frame` inlined: this line runs once per delivery
+                out = conn._out
+                if out is None:
+                    conn._out = item.frame
+                    pending.append(conn)
+                elif type(out) is list:
+                    out.append(item.frame)
                 else:
-                    if item is None:
-                        text = text or dumps(data)
-                        item = Encoded(event, seq, text, text_frame(text.encode()))
-                    conn.deliver(item)
-                raw_count += 1
+                    conn._out = [out, item.frame]
                 continue
             if skip_user is not None and sio_users.get(sid) == skip_user:
                 continue
@@ -111,6 +123,7 @@ class FastLocalEmit(AsyncManager):
             else:
                 sio_deliver(socket, pkt, frame)
             sio_count += 1
+        hub.outbox.add_all(pending)
         return raw_count, sio_count
 
 

@@ -73,6 +73,15 @@ class Outbox:
 
     def add(self, conn: Writer) -> None:
         self._dirty.append(conn)
+        self._schedule()
+
+    def add_all(self, conns: list[Writer]) -> None:
+        """`add` for a fan-out's newly pending connections at once."""
+        if conns:
+            self._dirty += conns
+            self._schedule()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             loop = asyncio.get_running_loop()
