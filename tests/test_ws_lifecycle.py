@@ -188,3 +188,26 @@ async def _tenant_and_room(http: aiohttp.ClientSession, base: str) -> tuple[str,
                          headers={"X-API-Key": key}) as resp:
         room_id = (await resp.json())["data"]["id"]
     return key, room_id
+
+
+@pytest.mark.parametrize("server", [{"heartbeat_seconds": 1.0, "slow_consumer_seconds": 5.0}],
+                         indirect=True)
+async def test_heartbeat_pings_are_spread_over_the_beat(server, http, tenant, room):
+    clients = [await http.ws_connect(ws_url(server, room["id"], token=tenant["api_key"],
+                                            user_id=f"p{i}"), autoping=False)
+               for i in range(24)]
+    loop = asyncio.get_running_loop()
+
+    async def first_ping(ws) -> float:
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+            if msg.type is aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+                return loop.time()
+
+    started = loop.time()
+    arrivals = await asyncio.gather(*(first_ping(ws) for ws in clients))
+    assert max(arrivals) - started < 2.0  # everyone within the beat and a tick
+    assert max(arrivals) - min(arrivals) > 0.3  # in more than one burst (ticks are 0.5 s)
+    for ws in clients:
+        await asyncio.wait_for(ws.close(), TIMEOUT)

@@ -337,22 +337,25 @@ class Hub:
         loop = asyncio.get_running_loop()
         beat = self.settings.heartbeat_seconds
         tick = max(0.05, min(beat, self.settings.slow_consumer_seconds) / 2)
-        next_ping = loop.time() + beat
+        slots = max(1, round(beat / tick))
+        turn = 0
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
+            turn += 1
             try:
                 for conn in list(self.raw.values()):
                     conn.check_slow(now)
-                if now >= next_ping:
-                    next_ping = now + beat
-                    self._ping_all(now)
+                self._ping_slot(now, turn % slots, slots)
             except Exception:
                 log.exception("liveness pass failed")
 
-    def _ping_all(self, now: float) -> None:
+    def _ping_slot(self, now: float, slot: int, slots: int) -> None:
+        """Ping one slot of the raw sockets: each is pinged once per heartbeat, and the
+        pings are spread over the beat instead of a write to every socket at once (which
+        would hold up any fan-out that meets it)."""
         for conn in list(self.raw.values()):
-            if conn.closing or conn.buffer is not None:
+            if conn.closing or conn.buffer is not None or hash(conn.sid) % slots != slot:
                 continue
             if conn.pinged_at and conn.last_seen < conn.pinged_at:
                 log.info("dropping silent connection %s", conn.sid)

@@ -266,9 +266,10 @@ class RawConnection(FrameSink):
         await self.sock.close(code, reason, grace)
 
     def ping(self) -> None:
-        """Heartbeat PING (control frames are never compressed, so always direct)."""
+        """Heartbeat PING, in the next flush with any other frames for this socket (control
+        frames are never compressed)."""
         if not self.closing and not self.transport.is_closing():
-            self.transport.write(PING_FRAME)
+            self.queue_frame(PING_FRAME)
 
     def abort(self) -> None:
         """Drop without a close frame (a silent peer will not read one)."""
