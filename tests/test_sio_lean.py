@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
+import socketio
 
 from app.keys import HUB
 from tests import test_realtime_helpers as rt
+from tests.conftest import ADMIN_KEY, Api
 from tests.test_realtime_helpers import TIMEOUT, call
 
 sio_client = rt.sio_client
@@ -55,6 +58,21 @@ async def test_pings_keep_an_idle_connection_and_events_flow(server, room, sio_c
     await call(client, "message", {"room_id": room["id"], "content": "still here"})
     event = await asyncio.wait_for(events.get(), TIMEOUT)
     assert event["data"]["content"] == "still here"
+
+
+async def test_a_sub_second_heartbeat_does_not_drop_socketio_clients(make_server):
+    server = await make_server(heartbeat_seconds=0.5)
+    client = socketio.AsyncClient(reconnection=False)
+    async with aiohttp.ClientSession() as http:
+        admin = Api(http, str(server.make_url("/api/v1")), ADMIN_KEY)
+        status, body = await admin.call("POST", "/clients", {"name": "beat"})
+        assert status == 201, body
+        await asyncio.wait_for(client.connect(
+            str(server.make_url("")), auth={"token": body["data"]["api_key"]},
+            transports=["websocket"]), TIMEOUT)
+        await asyncio.sleep(2.5)  # engine.io would have told the client "pingInterval: 0"
+        assert client.connected
+        await asyncio.wait_for(client.disconnect(), TIMEOUT)
 
 
 async def test_server_side_disconnect_closes_the_websocket(server, room, sio_client):

@@ -26,10 +26,13 @@ Handler = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
 
 def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketio.AsyncServer:
     origins = settings.cors_origin_list
+    # engine.io tells clients int(ping_interval) seconds: under 1 s that would be 0, and
+    # clients would give up on a healthy connection between two pings
+    beat = max(1.0, settings.heartbeat_seconds)
     sio = socketio.AsyncServer(
         async_mode="aiohttp", client_manager=manager,
         cors_allowed_origins="*" if "*" in origins else origins,
-        ping_interval=settings.heartbeat_seconds, ping_timeout=settings.heartbeat_seconds,
+        ping_interval=beat, ping_timeout=beat,
         max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
     )
     sio_transport.install(sio, settings.ws_compression, settings.send_queue_bytes)
