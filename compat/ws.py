@@ -1,8 +1,10 @@
 """The seed's raw WebSocket protocol: `GET /ws/{room_id}?token=…&user_id=…&user_name=…`.
 
-Accept first, then refuse with the seed's close codes so browsers can read them. One reader
-per socket; every write goes through the connection's single write path; cleanup in
-`finally`. Fan-out reaches this socket through the room manager (`app.realtime.emitter`).
+Accept first, then refuse with the seed's close codes so browsers can read them. After the
+handshake the socket leaves aiohttp's request machinery (`raw_socket.take_over`); its frames
+are read in order by a `Reader` task that runs only while frames wait, and it is detached
+from the hub exactly once. Every write goes through the connection's single write path.
+Fan-out reaches this socket through the room manager (`app.realtime.emitter`).
 """
 
 from __future__ import annotations

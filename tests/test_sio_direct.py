@@ -1,6 +1,7 @@
-"""Socket.IO sockets switched to direct writes (`sio_transport`): engine.io's writer, which
-no longer gets packets, is kept alive by the PINGs it still sends; acks and events keep
-flowing over a connection that outlives several writer timeouts."""
+"""Upgraded Socket.IO sockets switched to direct writes (`sio_transport`): engine.io's
+writer, which no longer gets packets, is kept alive by the PINGs it still sends; acks and
+events keep flowing over a connection that outlives several writer timeouts. (Sockets that
+open on WebSocket have no engine.io writer at all: `tests/test_sio_lean.py`.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ async def server(make_server):
 
 
 async def test_live_socket_outlives_writer_timeouts(server, tenant, room, sio_client, api):
-    client = await sio_client(user_id="alice")
+    # polling first, then the upgrade: the path where engine.io's own writer stays
+    client = await sio_client(user_id="alice", transports=["polling", "websocket"])
     events: asyncio.Queue = asyncio.Queue()
     client.on("message", events.put_nowait)
     assert (await call(client, "join", {"room_id": room["id"]}))["status"] == "ok"
@@ -35,4 +37,5 @@ async def test_live_socket_outlives_writer_timeouts(server, tenant, room, sio_cl
         event = await asyncio.wait_for(events.get(), TIMEOUT)
         assert event["data"]["content"] == f"m{i}"
     assert client.connected
-    assert getattr(server_socket, sio_transport.DIRECT).live
+    direct = getattr(server_socket, sio_transport.DIRECT)
+    assert direct.live and not isinstance(direct, sio_transport.LeanSocket)
