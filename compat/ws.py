@@ -15,7 +15,7 @@ import logging
 import secrets
 from typing import Any
 
-from aiohttp import EofStream, WebSocketError, WSMessage, WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from app import errors, metrics
 from app.keys import HUB, SERVICES, SETTINGS
@@ -25,7 +25,7 @@ from app.realtime.envelope import pong_frame
 from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
 from app.realtime.raw import RawConnection
-from app.realtime.raw_socket import Detached, RawSocket, take_over
+from app.realtime.raw_socket import SERVER_ERROR, Detached, RawSocket, take_over
 from storage import StorageError
 
 log = logging.getLogger("chatapi.ws")
@@ -33,7 +33,6 @@ log = logging.getLogger("chatapi.ws")
 CLOSE_TIMEOUT_SECONDS = 5.0
 UNSUPPORTED_DATA = 1003
 GOING_AWAY = 1001
-SERVER_ERROR = 1011
 PIPELINE_DEPTH = 8  # `message` events of one socket stored concurrently, replies in order
 
 
@@ -46,7 +45,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     """Upgrade, hand the connection over (`raw_socket.take_over`), admit, attach, return.
 
     The handler ends once the socket is attached: from then on the connection lives in its
-    protocol's callbacks and a `Reader` task that exists only while frames are waiting."""
+    protocol's callbacks and a reading task that exists only while frames are waiting."""
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(autoping=False, compress=settings.ws_compression,
                                max_msg_size=settings.ws_max_frame_bytes,
@@ -65,14 +64,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
         log.exception("raw WebSocket admission failed")
         await _refuse(sock, SERVER_ERROR, "Server error")
         return Detached()
-    reader = Reader(hub, conn, identity)
     try:
         await hub.attach_raw(conn, identity, last_seq, meta)
     except Exception:
         log.exception("raw WebSocket %s failed", conn.sid)
         conn.cut(SERVER_ERROR, "Server error")
-    sock.on_readable = reader.wake
-    reader.wake()  # frames sent during admission, or a connection that ended meanwhile
+    Reader(hub, conn, identity).start()
     return Detached()
 
 
@@ -106,80 +103,47 @@ async def _refuse(sock: RawSocket, code: int, reason: str) -> None:
 
 
 class Reader:
-    """Reads one attached socket's frames in order; runs only while frames are waiting.
+    """What an attached socket's frames do (`RawSocket.serve` reads them in order), and its
+    detachment from the hub, exactly once, when the session ends."""
 
-    The protocol calls `wake` when frames arrive or the connection ends; one task at a time
-    handles what is queued and exits, so an idle connection holds no task. When the
-    connection ends (or is refused mid-session) the connection is detached from the hub
-    exactly once."""
-
-    __slots__ = ("conn", "done", "hub", "identity", "member", "task")
+    __slots__ = ("conn", "hub", "identity", "member")
 
     def __init__(self, hub: Hub, conn: RawConnection, identity: Identity) -> None:
         self.hub = hub
         self.conn = conn
         self.identity = identity
         self.member = actions.Member(identity, conn.room_id, conn.sid)
-        self.task: asyncio.Task[None] | None = None
-        self.done = False
 
-    def wake(self) -> None:
-        if self.task is None and not self.done:
-            self.task = self.hub.spawn(self._run())
+    def start(self) -> None:
+        self.conn.sock.serve(self._on_frame, self._on_end, self.hub.spawn)
 
-    async def _run(self) -> None:
-        queue = self.conn.sock.queue
-        try:
-            while not self.done and (queue._buffer or queue.is_eof()):
-                try:
-                    msg = await queue.read()
-                except EofStream:
-                    await self._finish()
-                except WebSocketError as exc:
-                    await self._stop(exc.code, str(exc)[:120] or "Protocol error")
-                else:
-                    if await self._handle(msg):
-                        await self._finish()
-        except Exception:
-            log.exception("raw WebSocket %s failed", self.conn.sid)
-            await self._stop(SERVER_ERROR, "Server error")
-        finally:
-            self.task = None
-
-    async def _handle(self, msg: WSMessage) -> bool:
-        """One frame; True when the session is over."""
+    async def _on_frame(self, msg: WSMessage) -> bool:
+        """One frame; False when the session is over."""
         conn = self.conn
         if msg.type is WSMsgType.TEXT:
             if not conn.bucket.allow():
                 await self._close(RATE_LIMITED, "Rate limit exceeded")
-                return True
+                return False
             await _dispatch(self.hub, conn, self.member, msg.data)
         elif msg.type is WSMsgType.PING:
             conn.transport.write(pong_frame(msg.data))
         elif msg.type is WSMsgType.CLOSE:
             conn.closing = True
             conn.sock.answer_close(msg.data)
-            return True
+            return False
         elif msg.type is WSMsgType.BINARY:
             await self._close(UNSUPPORTED_DATA, "Unsupported data")
-            return True
-        return False
+            return False
+        return True
 
     async def _close(self, code: int, reason: str) -> None:
         await _drain(self.conn.inflight)
         metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
         await self.conn.close(code, reason)
 
-    async def _stop(self, code: int, reason: str) -> None:
-        if not self.conn.sock.lost:
+    async def _on_end(self, code: int | None, reason: str) -> None:
+        if code is not None:
             await self._close(code, reason)
-        await self._finish()
-
-    async def _finish(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.conn.sock.on_readable = None
         await _drain(self.conn.inflight)
         await self.hub.detach_raw(self.conn, self.identity)
 

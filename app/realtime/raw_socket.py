@@ -5,26 +5,35 @@ transport to a `RawSocket`: the request, its handler task, the request parser an
 per-connection handler are released, which is most of an idle connection's memory. Frames
 are still parsed by aiohttp's own WebSocket reader (C) into its message queue, picked up
 from where aiohttp left them, so nothing that arrived during the handshake is lost. Reading
-is callback-driven: `on_readable` runs (the adapter starts a consumer task) only when
-frames are waiting or the connection ended, so an idle connection holds no task.
+is callback-driven (`serve`): a task runs only while frames are waiting or the connection
+has ended, so an idle connection holds no task.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import EofStream, WebSocketError, WSMessage, WSMsgType, web
 
 from app.realtime.envelope import close_frame
+
+log = logging.getLogger("chatapi.ws")
+
+SERVER_ERROR = 1011
+
+FrameHandler = Callable[[WSMessage], Awaitable[bool]]
+EndHandler = Callable[[int | None, str], Awaitable[None]]
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class RawSocket(asyncio.Protocol):
     """The protocol of one upgraded connection: frames in, close handshake, nothing else."""
 
-    __slots__ = ("_closed", "_reading_paused", "close_sent", "last_seen", "lost", "on_readable",
-                 "queue", "reader", "transport")
+    __slots__ = ("_closed", "_on_end", "_on_frame", "_reading_paused", "_spawn", "_task",
+                 "close_sent", "last_seen", "lost", "queue", "reader", "reading", "transport")
 
     def __init__(self, transport: asyncio.Transport, reader: Any, queue: Any,
                  reading_paused: bool) -> None:
@@ -32,7 +41,8 @@ class RawSocket(asyncio.Protocol):
         self.reader = reader  # aiohttp's WebSocketReader, feeding `queue`
         self.queue = queue  # aiohttp's WebSocketDataQueue of parsed messages
         self._reading_paused = reading_paused
-        self.on_readable: Callable[[], None] | None = None
+        self.reading = False  # between `serve` and the end of the session
+        self._task: asyncio.Task[None] | None = None
         self.close_sent = False
         self.lost = False
         self.last_seen = asyncio.get_running_loop().time()
@@ -44,8 +54,8 @@ class RawSocket(asyncio.Protocol):
         self.reader.feed_data(data)  # a protocol error is set on the queue, read as such
         if self._closed is not None:
             self._look_for_close()
-        elif self.on_readable is not None and (self.queue._buffer or self.queue.is_eof()):
-            self.on_readable()
+        elif self.queue._buffer or self.queue.is_eof():
+            self._wake()
 
     def eof_received(self) -> bool:
         return False  # half-closed by the peer: close our side too
@@ -54,8 +64,7 @@ class RawSocket(asyncio.Protocol):
         self.lost = True
         self.queue.feed_eof()
         self.peer_closed()
-        if self.on_readable is not None:
-            self.on_readable()
+        self._wake()
 
     def pause_writing(self) -> None:
         pass  # slow consumers are watched through the transport's buffer size
@@ -72,6 +81,47 @@ class RawSocket(asyncio.Protocol):
         self._reading_paused = False
         if not self.transport.is_closing():
             self.transport.resume_reading()
+
+    # -- reading ---------------------------------------------------------------------------
+    def serve(self, on_frame: FrameHandler, on_end: EndHandler, spawn: Spawn) -> None:
+        """Read the frames in order: `on_frame` for each (False ends the session), then
+        `on_end` once, with the close code to send when the session ended on a protocol
+        error or a failure (None when it ended by itself or the peer is gone)."""
+        self._on_frame, self._on_end, self._spawn = on_frame, on_end, spawn
+        self.reading = True
+        self._wake()  # frames that came during admission, or a connection already gone
+
+    def stop_reading(self) -> None:
+        """The session ended elsewhere: later frames are not handed on, `on_end` not run."""
+        self.reading = False
+
+    def _wake(self) -> None:
+        if self._task is None and self.reading:
+            self._task = self._spawn(self._read())
+
+    async def _read(self) -> None:
+        queue = self.queue
+        try:
+            while self.reading and (queue._buffer or queue.is_eof()):
+                try:
+                    msg = await queue.read()
+                except EofStream:
+                    await self._end(None, "")
+                except WebSocketError as exc:
+                    await self._end(exc.code, str(exc)[:120] or "Protocol error")
+                else:
+                    if not await self._on_frame(msg):
+                        await self._end(None, "")
+        except Exception:
+            log.exception("reading a WebSocket failed")
+            await self._end(SERVER_ERROR, "Server error")
+        finally:
+            self._task = None
+
+    async def _end(self, code: int | None, reason: str) -> None:
+        if self.reading:
+            self.reading = False
+            await self._on_end(None if self.lost else code, reason)
 
     # -- closing ---------------------------------------------------------------------------
     def _look_for_close(self) -> None:

@@ -26,7 +26,7 @@ import weakref
 from typing import Any
 
 import socketio
-from aiohttp import EofStream, WebSocketError, WSMsgType, web
+from aiohttp import WSMsgType, web
 from engineio import exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
@@ -265,7 +265,7 @@ class LeanSocket(DirectWriter):
     frames are waiting, and each is handed to engine.io's `receive` in order. Closing the
     engine.io socket (any side, any reason) closes the transport."""
 
-    __slots__ = ("done", "registry", "sock", "socket", "task")
+    __slots__ = ("registry", "sock", "socket")
 
     def __init__(self, socket: AsyncSocket, sock: RawSocket, outbox: Outbox, queue_bound: int,
                  write_cap: int, registry: set[LeanSocket]) -> None:
@@ -274,8 +274,6 @@ class LeanSocket(DirectWriter):
         self.sock = sock
         self.registry = registry
         self.live = True
-        self.done = False
-        self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         socket = self.socket
@@ -290,36 +288,10 @@ class LeanSocket(DirectWriter):
             socket.queue.task_done()
             if pkt is not None:
                 self.write_packet(pkt)
-        self.sock.on_readable = self.wake
-        self.wake()
+        self.sock.serve(self._on_frame, self._on_end, _spawn)
 
-    def wake(self) -> None:
-        if self.task is None and not self.done:
-            self.task = asyncio.ensure_future(self._run())
-            _CUTTING.add(self.task)
-            self.task.add_done_callback(_CUTTING.discard)
-
-    async def _run(self) -> None:
-        queue = self.sock.queue
-        try:
-            while not self.done and (queue._buffer or queue.is_eof()):
-                try:
-                    msg = await queue.read()
-                except (EofStream, WebSocketError) as exc:
-                    if isinstance(exc, WebSocketError) and not self.sock.lost:
-                        await self.sock.close(exc.code, "", 1.0)
-                    await self.end()
-                    return
-                if not await self._handle(msg):
-                    await self.end()
-        except Exception:
-            log.exception("Socket.IO connection %s failed", self.sid)
-            await self.end()
-        finally:
-            self.task = None
-
-    async def _handle(self, msg: Any) -> bool:
-        """One frame; False when the connection is over."""
+    async def _on_frame(self, msg: Any) -> bool:
+        """One frame for engine.io; False when the connection is over."""
         if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
             if len(msg.data) > self.socket.server.max_http_buffer_size:
                 return False
@@ -338,12 +310,10 @@ class LeanSocket(DirectWriter):
             return False
         return True
 
-    async def end(self) -> None:
+    async def _on_end(self, code: int | None, reason: str) -> None:
         """The transport is gone or done: engine.io's socket closes (`disconnect` runs)."""
-        if self.done:
-            return
-        self.done = True
-        self.sock.on_readable = None
+        if code is not None:
+            await self.sock.close(code, "", 1.0)
         socket = self.socket
         await AsyncSocket.close(socket, wait=False, abort=True,
                                 reason=socket.server.reason.TRANSPORT_CLOSE)
@@ -351,7 +321,7 @@ class LeanSocket(DirectWriter):
 
     def release(self) -> None:
         """Flush what engine.io wrote last (its CLOSE packet) and close the WebSocket."""
-        self.done = True
+        self.sock.stop_reading()
         self.registry.discard(self)
         self.socket.server.sockets.pop(self.socket.sid, None)
         self.send_out()
@@ -359,7 +329,7 @@ class LeanSocket(DirectWriter):
             _spawn(self.sock.close(1000, "", 2.0))
 
     async def going_away(self) -> None:
-        self.done = True
+        self.sock.stop_reading()
         self.registry.discard(self)
         self.send_out()
         await self.sock.close(1001, "Server shutting down", 2.0)
@@ -374,7 +344,8 @@ async def _lean_close(socket: Any, wait: bool = True, abort: bool = False,
         lean.release()
 
 
-def _spawn(coro: Any) -> None:
+def _spawn(coro: Any) -> asyncio.Task[Any]:
     task = asyncio.ensure_future(coro)
     _CUTTING.add(task)
     task.add_done_callback(_CUTTING.discard)
+    return task
