@@ -37,7 +37,7 @@ class MemoryPresence:
 
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, set[str]]] = defaultdict(dict)
-        self._typing: dict[tuple[str, str], float] = {}
+        self._typing = TypingMarks()
 
     async def join(self, room_id: str, user_id: str, conn_id: str, user_name: str = "") -> bool:
         users = self._rooms[room_id]
@@ -65,12 +65,30 @@ class MemoryPresence:
         return sum(len(c) for c in self._rooms.get(room_id, {}).values())
 
     async def start_typing(self, room_id: str, user_id: str, throttle: float) -> bool:
-        now = time.monotonic()
-        last = self._typing.get((room_id, user_id))
-        if last is not None and now - last < throttle:
-            return False
-        self._typing[room_id, user_id] = now
-        return True
+        return self._typing.start(room_id, user_id, throttle)
 
     async def stop_typing(self, room_id: str, user_id: str) -> bool:
-        return self._typing.pop((room_id, user_id), None) is not None
+        return self._typing.stop(room_id, user_id)
+
+
+class TypingMarks:
+    """When `is_typing: true` was last relayed for each (room, user): the typing throttle,
+    in this process (the in-memory presence, and Redis presence's local fallback)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], float] = {}
+
+    def start(self, room_id: str, user_id: str, throttle: float) -> bool:
+        """Mark the user typing; True if the last relay is older than `throttle` seconds."""
+        now = time.monotonic()
+        last = self._last.get((room_id, user_id))
+        if last is not None and now - last < throttle:
+            return False
+        self._last[room_id, user_id] = now
+        return True
+
+    def stop(self, room_id: str, user_id: str) -> bool:
+        """Clear the mark; True if the user was marked typing."""
+        return self._last.pop((room_id, user_id), None) is not None

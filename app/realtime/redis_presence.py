@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -36,6 +35,8 @@ from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from app.realtime.presence import TypingMarks
 
 log = logging.getLogger("chatapi.presence")
 
@@ -168,7 +169,7 @@ class LocalView:
     def __init__(self) -> None:
         self.rooms: dict[str, dict[str, tuple[str, str]]] = {}  # room -> conn -> (user, name)
         self.users: dict[str, dict[str, int]] = {}  # room -> user -> connections, by arrival
-        self.typing: dict[tuple[str, str], float] = {}
+        self.typing = TypingMarks()
         self.version = 0  # bumped on every change: a resync that raced one is redone
 
     def join(self, room: str, user: str, conn: str, name: str) -> bool:
@@ -203,12 +204,7 @@ class LocalView:
                 yield room + SEP + conn, user + SEP + name
 
     def start_typing(self, room: str, user: str, throttle: float) -> bool:
-        now = time.monotonic()
-        last = self.typing.get((room, user))
-        if last is not None and now - last < throttle:
-            return False
-        self.typing[room, user] = now
-        return True
+        return self.typing.start(room, user, throttle)
 
 
 class RedisPresence:
@@ -316,7 +312,7 @@ class RedisPresence:
             return self.local.start_typing(room_id, user_id, throttle)
 
     async def stop_typing(self, room_id: str, user_id: str) -> bool:
-        here = self.local.typing.pop((room_id, user_id), None) is not None
+        here = self.local.typing.stop(room_id, user_id)
         try:
             return bool(await self._call(
                 lambda: self.redis.hdel(self._room(room_id, "typing"), user_id)))
