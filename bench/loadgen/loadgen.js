@@ -400,16 +400,7 @@ function connectSio(room, uid, onOther, node = 0) {
     const t0 = nowUs();
     const auth = { token: spec.token || '', user_id: uid, user_name: uid };
     const sock = new SioLite(spec.host, PORTS[node], auth, {
-      connect: () => {
-        sock.emit('join', { room_id: room.id }, (ack) => {
-          if (ack && ack.status === 'ok') {
-            sub.open = true;
-            room.live++;
-            sub.connectUs = nowUs() - t0;
-            resolve(sub);
-          } else reject(new Error(`join refused: ${JSON.stringify(ack)}`));
-        });
-      },
+      connect: () => sock.emit('join', { room_id: room.id }, onJoined(sub, t0, resolve, reject)),
       event: (buf) => {
         counters.frames++;
         counters.frameBytes += buf.length;
@@ -425,6 +416,18 @@ function connectSio(room, uid, onOther, node = 0) {
     });
     sub.sock = sock;
   });
+}
+
+// The join ack of either Socket.IO client: the subscriber is live, or the join was refused.
+function onJoined(sub, t0, resolve, reject) {
+  return (ack) => {
+    if (ack && ack.status === 'ok') {
+      sub.open = true;
+      sub.room.live++;
+      sub.connectUs = nowUs() - t0;
+      resolve(sub);
+    } else reject(new Error(`join refused: ${JSON.stringify(ack)}`));
+  };
 }
 
 // Cross-check path: the official socket.io-client (much more CPU per delivery).
@@ -443,14 +446,7 @@ function connectSioOfficial(room, uid, onOther, node = 0) {
     });
     sub.sock = sock;
     sock.on('connect', () => {
-      sock.emit('join', { room_id: room.id }, (ack) => {
-        if (ack && ack.status === 'ok') {
-          sub.open = true;
-          room.live++;
-          sub.connectUs = nowUs() - t0;
-          resolve(sub);
-        } else reject(new Error(`join refused: ${JSON.stringify(ack)}`));
-      });
+      sock.emit('join', { room_id: room.id }, onJoined(sub, t0, resolve, reject));
     });
     sock.on('connect_error', (e) => reject(e));
     sock.on('message', (env) => {
