@@ -66,6 +66,11 @@ def one_line(run: Run) -> str:
     return "    (no figures)"
 
 
+def _padded(row: str, header: str) -> str:
+    """`row` with empty cells added up to the width of the table's `header` row."""
+    return row + " |" * (header.count("|") - row.count("|"))
+
+
 def _head(run: Run) -> str:
     rnd = f" (round {run['round']})" if run.get("rounds", 1) > 1 else ""
     return f"| {run['workload']} | {run['server_label']}{rnd} |"
@@ -79,18 +84,18 @@ def _fanout_table(runs: list[Run]) -> list[str]:
     for run in runs:
         head = _head(run)
         if "error" in run:
-            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 10)
+            rows.append(_padded(f"{head} error: {run['error'][:80]} |", rows[0]))
             continue
         steps = sorted(run["steps"], key=lambda s: (s["kind"] == "max", s["rate_per_room"] or 0,
                                                     s.get("publishers", 1)))
         for st in steps:
             name = _step_name(st, run["workload"])
             if "skipped" in st:
-                rows.append(f"{head} {name} | above capacity, skipped |" + " |" * 10)
+                rows.append(_padded(f"{head} {name} | above capacity, skipped |", rows[0]))
                 continue
             if not st["msgs_sent"]:
-                rows.append(f"{head} {name} | stalled: nothing delivered, nothing sent |"
-                            + " |" * 10)
+                rows.append(_padded(f"{head} {name} | stalled: nothing delivered, nothing sent |",
+                                    rows[0]))
                 continue
             lat = st["latency"]
             loss = f"{st['loss']:,}" + (f" ({st['loss_pct']:.1f}%)" if st["loss"] else "")
@@ -111,7 +116,7 @@ def _idle_table(runs: list[Run]) -> list[str]:
     for run in runs:
         head = _head(run)
         if "error" in run:
-            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 6)
+            rows.append(_padded(f"{head} error: {run['error'][:80]} |", rows[0]))
             continue
         rows.append(
             f"{head} {run['connections']:,} | {_n(run['connects_s'])} "
@@ -130,7 +135,7 @@ def _presence_table(runs: list[Run]) -> list[str]:
     for run in runs:
         head = _head(run)
         if "error" in run:
-            rows.append(f"{head} error: {run['error'][:80]} |" + " |" * 7)
+            rows.append(_padded(f"{head} error: {run['error'][:80]} |", rows[0]))
             continue
         rows.append(
             f"{head} {run['connections']:,} | {_n(run['connects_s'])} "
@@ -148,7 +153,7 @@ def _rest_table(runs: list[Run]) -> list[str]:
     for run in runs:
         label = run["server_label"]
         if "error" in run:
-            rows.append(f"| {label} | error: {run['error'][:80]} | | | | | |")
+            rows.append(_padded(f"| {label} | error: {run['error'][:80]} |", rows[0]))
             continue
         for key, title in (("send_offered", f"REST send at {_n(run['send_offered']['offered_s'])}"
                                             "/s offered"),
