@@ -121,6 +121,19 @@ async def call(client: socketio.AsyncClient, event: str, data: Any = None) -> di
     return await client.call(event, data if data is not None else {}, timeout=TIMEOUT)
 
 
+_SERVER_CODE = ("engineio/async_socket.py", "engineio/async_server.py",
+                "aiohttp/web_protocol.py", "/app/", "/compat/")
+
+
+def server_tasks_since(before: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Tasks started since `before` that run server code (test clients share the loop)."""
+    def server_side(task: asyncio.Task[Any]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and any(part in code.co_filename for part in _SERVER_CODE)
+
+    return [t for t in asyncio.all_tasks() - before if server_side(t)]
+
+
 class StalledSocket:
     """A raw TCP WebSocket client with a tiny receive buffer that reads only when told to."""
 

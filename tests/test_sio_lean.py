@@ -31,21 +31,11 @@ async def test_idle_websocket_clients_hold_no_task_and_no_aiohttp_handler(server
         assert (await call(client, "join", {"room_id": room["id"]}))["status"] == "ok"
         clients.append(client)
     await asyncio.sleep(0.2)
-    server_side = [t for t in asyncio.all_tasks() - before if _server_side(t)]
+    server_side = rt.server_tasks_since(before)
     assert len(server_side) < 3, server_side  # one pinger, not tasks per socket
     assert len(server.runner.server._connections) < 5  # aiohttp let go of them
     reply = await call(clients[0], "message", {"room_id": room["id"], "content": "hi"})
     assert reply["status"] == "ok"
-
-
-_SERVER_CODE = ("engineio/async_socket.py", "engineio/async_server.py",
-                "aiohttp/web_protocol.py", "/app/", "/compat/")
-
-
-def _server_side(task: asyncio.Task) -> bool:
-    """A task running server code (the clients share this event loop)."""
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and any(part in code.co_filename for part in _SERVER_CODE)
 
 
 async def test_pings_keep_an_idle_connection_and_events_flow(server, room, sio_client):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,7 +76,7 @@ class Outbox:
         self._dirty.append(conn)
         self._schedule()
 
-    def add_all(self, conns: list[Writer]) -> None:
+    def add_all(self, conns: Sequence[Writer]) -> None:
         """`add` for a fan-out's newly pending connections at once."""
         if conns:
             self._dirty += conns
