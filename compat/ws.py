@@ -2,9 +2,10 @@
 
 Accept first, then refuse with the seed's close codes so browsers can read them. After the
 handshake the socket leaves aiohttp's request machinery (`raw_socket.take_over`); its frames
-are read in order by a `Reader` task that runs only while frames wait, and it is detached
-from the hub exactly once. Every write goes through the connection's single write path.
-Fan-out reaches this socket through the room manager (`app.realtime.emitter`).
+are read in order by a task that runs only while frames wait (`RawSocket.serve`), and
+`Reader` detaches it from the hub exactly once. Every write goes through the connection's
+single write path. Fan-out reaches this socket through the room manager
+(`app.realtime.emitter`).
 """
 
 from __future__ import annotations
