@@ -21,7 +21,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from app import errors, metrics
 from app.keys import HUB, SERVICES, SETTINGS
 from app.realtime import actions, validation
-from app.realtime.admission import RATE_LIMITED, Identity, Refusal, admit, identify
+from app.realtime.admission import RATE_LIMITED, Admitted, Identity, Refusal, admit, identify
 from app.realtime.envelope import pong_frame
 from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
@@ -57,7 +57,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return ws
     hub = request.app[HUB]
     try:
-        conn, identity, last_seq, meta = await _admit(request, sock, ws, hub)
+        conn, identity, last_seq, admitted = await _admit(request, sock, ws, hub)
     except Refusal as refusal:
         await _refuse(sock, refusal.code, refusal.reason)
         return Detached()
@@ -66,7 +66,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         await _refuse(sock, SERVER_ERROR, "Server error")
         return Detached()
     try:
-        await hub.attach_raw(conn, identity, last_seq, meta)
+        await hub.attach_raw(conn, identity, last_seq, admitted)
     except Exception:
         log.exception("raw WebSocket %s failed", conn.sid)
         conn.cut(SERVER_ERROR, "Server error")
@@ -75,15 +75,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _admit(request: web.Request, sock: RawSocket, ws: web.WebSocketResponse, hub: Hub
-                 ) -> tuple[RawConnection, Identity, int | None, dict[str, Any] | None]:
-    """The connection, who it is, where it resumes from and its participant meta."""
+                 ) -> tuple[RawConnection, Identity, int | None, Admitted]:
+    """The connection, who it is, where it resumes from and what admission read."""
     if hub.shutting_down:
         raise Refusal(GOING_AWAY, "Server shutting down")
     app, query = request.app, request.query
     settings = app[SETTINGS]
     identity = await identify(hub.storage, settings.admin_key, query.get("token"),
                               query.get("user_id"), query.get("user_name"))
-    room, participant = await admit(app[SERVICES], identity, request.match_info["room_id"])
+    admitted = await admit(app[SERVICES], identity, request.match_info["room_id"])
     hub.check_quota(identity)
     try:
         last_seq = validation.last_seq(query.get("last_seq"))
@@ -91,11 +91,11 @@ async def _admit(request: web.Request, sock: RawSocket, ws: web.WebSocketRespons
         last_seq = None
     conn = RawConnection(
         "ws_" + secrets.token_urlsafe(12), sock, principal=identity.principal,
-        user_id=identity.user_id, user_name=identity.user_name, room_id=room["id"],
+        user_id=identity.user_id, user_name=identity.user_name, room_id=admitted.room["id"],
         limits=hub.send_limits, outbox=hub.outbox,
         bucket=TokenBucket(settings.ws_events_per_second, settings.ws_events_burst),
         ws=ws if ws.compress else None)
-    return conn, identity, last_seq, participant.get("meta")
+    return conn, identity, last_seq, admitted
 
 
 async def _refuse(sock: RawSocket, code: int, reason: str) -> None:

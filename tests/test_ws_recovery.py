@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from app.keys import HUB
 from tests.test_realtime_helpers import connect
 
 
@@ -43,6 +44,31 @@ async def test_replay_then_status_then_live(server, http, api, tenant, room):
     assert status_event["data"]["last_seq"] == 6
     await send(api, room["id"], "live")
     assert (await b.next("message"))["data"]["content"] == "live"
+    await b.close()
+
+
+async def test_status_never_counts_a_message_the_connection_missed(server, http, api, tenant,
+                                                                    room):
+    """A message sent while a connection is admitted but not yet in the room does not reach
+    it live; connection_status's last_seq must not count it, so that recovering from that
+    last_seq brings it."""
+    hub = server.app[HUB]
+    enter_user_room = hub.enter_user_room
+
+    async def a_message_meanwhile(*args):
+        hub.enter_user_room = enter_user_room
+        await send(api, room["id"], "meanwhile")
+        await enter_user_room(*args)
+
+    hub.enter_user_room = a_message_meanwhile
+    a = await connect(http, server, room["id"], tenant["api_key"], status=False, user_id="al")
+    status_event = await a.recv()
+    assert status_event["type"] == "connection_status"
+    await a.close()
+    b = await connect(http, server, room["id"], tenant["api_key"], status=False, user_id="al",
+                      last_seq=status_event["data"]["last_seq"])
+    replayed = await b.recv()
+    assert replayed["type"] == "message" and replayed["data"]["content"] == "meanwhile"
     await b.close()
 
 

@@ -108,8 +108,22 @@ def _anonymous() -> str:
     return "anon-" + secrets.token_hex(4)
 
 
-async def admit(services: Services, identity: Identity, room_id: Any
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+@dataclass(frozen=True)
+class Admitted:
+    """What admission read: the room (its `participant_count` counting this user) and the
+    user's participant record. `connection_status` is built from this room as read BEFORE
+    the connection entered the room, so its `last_seq` never names a message the
+    connection did not get: anything later reaches it live (or by `last_seq` recovery)."""
+
+    room: dict[str, Any]
+    participant: dict[str, Any]
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        return self.participant.get("meta")
+
+
+async def admit(services: Services, identity: Identity, room_id: Any) -> Admitted:
     """The room and the user's participant record if this identity may listen in it; makes
     the user a participant of a public room."""
     if not isinstance(room_id, str) or not _is_uuid(room_id):
@@ -128,9 +142,11 @@ async def admit(services: Services, identity: Identity, room_id: Any
         if participant is None:
             raise Refusal(ACCESS_DENIED, "Room access denied: private room")
     else:
-        participant = await services.rooms.ensure_participant(room_id, identity.user_id,
-                                                              identity.user_name)
-    return room, participant
+        participant, added = await services.rooms.ensure_participant(
+            room_id, identity.user_id, identity.user_name)
+        if added:
+            room = {**room, "participant_count": room.get("participant_count", 0) + 1}
+    return Admitted(room, participant)
 
 
 def _is_uuid(text: str) -> bool:

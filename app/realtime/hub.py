@@ -19,7 +19,7 @@ import socketio
 from app import metrics
 from app.config import Settings
 from app.realtime import sio_transport
-from app.realtime.admission import RATE_LIMITED, Identity, Refusal
+from app.realtime.admission import RATE_LIMITED, Admitted, Identity, Refusal
 from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, FastLocalEmit
 from app.realtime.envelope import envelope
 from app.realtime.limits import TokenBucket
@@ -168,14 +168,17 @@ class Hub:
         metrics.ROOMS_WITH_LISTENERS.set(len(self.local_rooms))
 
     async def status(self, identity: Identity, room_id: str, conn_id: str, *,
+                     room: dict[str, Any] | None = None, upto: int = 0,
                      recovered: bool = False, missed: int = 0) -> dict[str, Any]:
-        """`connection_status` data: the live truth for this room."""
-        room = await self.storage.get_room(identity.client_id, room_id) or {}
+        """`connection_status` data: who is online now, and the room's counters as `room`
+        holds them (read now if not given); `upto` is the last seq already replayed."""
+        if room is None:
+            room = await self.storage.get_room(identity.client_id, room_id) or {}
         return {
             "status": "connected", "user_id": identity.user_id, "room_id": room_id,
             "online_users": await self.presence.online_users(room_id),
             "total_participants": room.get("participant_count", 0),
-            "connection_id": conn_id, "last_seq": room.get("last_seq", 0),
+            "connection_id": conn_id, "last_seq": max(room.get("last_seq", 0), upto),
             "recovered": recovered, "missed": missed,
         }
 
@@ -192,21 +195,21 @@ class Hub:
 
     # -- raw connections --------------------------------------------------------------------
     async def attach_raw(self, conn: RawConnection, identity: Identity, last_seq: int | None,
-                         meta: dict[str, Any] | None = None) -> None:
+                         admitted: Admitted) -> None:
         """Register, replay what was missed, say `connection_status`, then go live."""
         conn.buffer = []
         self.raw[conn.sid] = conn
         self.count_in(identity, RAW)
         await self.enter_user_room(conn.sid, conn.sid, identity)
-        await self.enter(conn.sid, conn.sid, identity, conn.room_id, meta)
+        await self.enter(conn.sid, conn.sid, identity, conn.room_id, admitted.meta)
         replayed, complete, upto = [], False, 0
         if last_seq is not None:
             replayed, complete = await self.missed(conn.room_id, last_seq)
             for message in replayed:
                 conn.send_event("message", message, conn.room_id)
             upto = replayed[-1]["seq"] if replayed else last_seq
-        status = await self.status(identity, conn.room_id, conn.sid,
-                                   recovered=last_seq is not None and complete,
+        status = await self.status(identity, conn.room_id, conn.sid, room=admitted.room,
+                                   upto=upto, recovered=last_seq is not None and complete,
                                    missed=len(replayed))
         conn.send_event("connection_status", status, conn.room_id)
         conn.flush(upto)
@@ -247,8 +250,8 @@ class Hub:
         eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
         await self.enter_user_room(sid, eio_sid, identity)
 
-    async def sio_join(self, sid: str, room_id: str, last_seq: int | None,
-                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def sio_join(self, sid: str, room_id: str, last_seq: int | None, admitted: Admitted
+                       ) -> dict[str, Any]:
         session = self.sio_sessions.get(sid)
         if session is None:  # disconnected while the join was being admitted
             raise Refusal(4001, "Unauthorized")
@@ -262,7 +265,7 @@ class Hub:
             if self.sio_sessions.get(sid) is not session:  # disconnected meanwhile: no ghost
                 raise Refusal(4001, "Unauthorized")
             session.rooms.add(room_id)  # with enter's first step, before any await
-            await self.enter(sid, eio_sid, identity, room_id, meta)
+            await self.enter(sid, eio_sid, identity, room_id, admitted.meta)
             replayed, complete, upto = [], False, 0
             if last_seq is not None:
                 replayed, complete = await self.missed(room_id, last_seq)
@@ -270,7 +273,7 @@ class Hub:
                     await self.manager.emit("message", envelope("message", message, room_id),
                                             NAMESPACE, room=sid, ignore_queue=True)
                 upto = replayed[-1]["seq"] if replayed else last_seq
-            status = await self.status(identity, room_id, sid,
+            status = await self.status(identity, room_id, sid, room=admitted.room, upto=upto,
                                        recovered=last_seq is not None and complete,
                                        missed=len(replayed))
         except BaseException:

@@ -117,8 +117,8 @@ async def _join(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
     session = hub.sio_sessions[sid]
     room_id = data.get("room_id")
     last_seq = validation.last_seq(data.get("last_seq"))
-    room, participant = await admit(hub.services, session.identity, room_id)
-    return await hub.sio_join(sid, room["id"], last_seq, participant.get("meta"))
+    admitted = await admit(hub.services, session.identity, room_id)
+    return await hub.sio_join(sid, admitted.room["id"], last_seq, admitted)
 
 
 async def _leave(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -134,17 +134,18 @@ class RoomService:
         return participant
 
     async def ensure_participant(self, room_id: str, user_id: str, user_name: str | None
-                                 ) -> dict[str, Any]:
-        """Make a connecting user a participant of a public room if not already one."""
+                                 ) -> tuple[dict[str, Any], bool]:
+        """Make a connecting user a participant of a public room if not already one: the
+        participant record, and whether this call added it."""
         existing = await self.storage.get_participant(room_id, user_id)
         if existing is not None:
-            return existing
+            return existing, False
         participant = {"room_id": room_id, "user_id": user_id, "user_name": user_name or user_id,
                        "joined_at": now_ts(), "meta": {}, "last_read_seq": 0}
         with room_still_exists():
             if await self.storage.add_participant(participant):
-                return participant
-        return await self.storage.get_participant(room_id, user_id) or participant
+                return participant, True
+        return await self.storage.get_participant(room_id, user_id) or participant, False
 
     async def leave(self, principal: Principal, room_id: str, user_id: str | None) -> None:
         user_id = acting_user_id(principal, user_id)
