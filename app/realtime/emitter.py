@@ -21,7 +21,8 @@ from socketio import AsyncManager
 from app import metrics
 from app.config import Settings
 from app.realtime.envelope import dumps, text_frame
-from app.realtime.raw import Encoded, RawConnection
+from app.realtime.raw import Encoded, FrameSink
+from app.realtime.sio_transport import DIRECT
 from app.realtime.sio_transport import deliver as sio_deliver
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class FastLocalEmit(AsyncManager):
         pkt: eio_packet.Packet | None = None
         frame = b""
         raw_count = sio_count = 0
-        pending: list[RawConnection] = []  # raw connections this fan-out gives a first frame
+        pending: list[FrameSink] = []  # sinks this fan-out gives a first frame
         for sid, eio_sid in members:
             if sid in skip:
                 continue
@@ -99,30 +100,36 @@ class FastLocalEmit(AsyncManager):
                 if conn.buffer is not None or conn.closing or conn.ws is not None:
                     conn.deliver(item)  # recovering, closing or compressing
                     continue
-                # `FrameSink.queue_frame` inlined: this line runs once per delivery
-                out = conn._out
-                if out is None:
-                    conn._out = item.frame
-                    pending.append(conn)
-                elif type(out) is list:
-                    out.append(item.frame)
-                else:
-                    conn._out = [out, item.frame]
-                continue
-            if skip_user is not None and sio_users.get(sid) == skip_user:
-                continue
-            socket = sockets.get(eio_sid)
-            if socket is None or socket.closed:
-                continue
-            if pkt is None:
-                text = text or dumps(data)
-                pkt, frame = _sio_packet(event, text)
-            held = buffers.get((sid, room)) if buffers and isinstance(room, str) else None
-            if held is not None:
-                held.append((event, seq, pkt))
+                sink: FrameSink = conn
+                out_frame = item.frame
             else:
-                sio_deliver(socket, pkt, frame)
-            sio_count += 1
+                if skip_user is not None and sio_users.get(sid) == skip_user:
+                    continue
+                socket = sockets.get(eio_sid)
+                if socket is None or socket.closed:
+                    continue
+                if pkt is None:
+                    text = text or dumps(data)
+                    pkt, frame = _sio_packet(event, text)
+                sio_count += 1
+                held = buffers.get((sid, room)) if buffers and isinstance(room, str) else None
+                if held is not None:
+                    held.append((event, seq, pkt))
+                    continue
+                direct = getattr(socket, DIRECT, None)
+                if direct is None or not direct.live:
+                    sio_deliver(socket, pkt, frame)  # engine.io's queue, or going live
+                    continue
+                sink, out_frame = direct, frame
+            # `FrameSink.queue_frame` inlined: this runs once per delivery
+            out = sink._out
+            if out is None:
+                sink._out = out_frame
+                pending.append(sink)
+            elif type(out) is list:
+                out.append(out_frame)
+            else:
+                sink._out = [out, out_frame]
         hub.outbox.add_all(pending)
         return raw_count, sio_count
 
