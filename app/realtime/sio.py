@@ -24,13 +24,38 @@ log = logging.getLogger("chatapi.socketio")
 Handler = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class Packet(socketio.packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet, encoded the same, with a cheaper check for binary data.
+
+    The stock check makes a call per item of every list: a join's ack lists the room's
+    online users, up to thousands of ids per join. Here a list or dict of scalars is
+    cleared in one pass without calls; anything else is checked as before."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        if isinstance(data, bytes | bytearray):
+            return True
+        if isinstance(data, dict):
+            items: Any = data.values()
+        elif isinstance(data, list):
+            items = data
+        else:
+            return False
+        if _SCALARS.issuperset(map(type, items)):
+            return False
+        return any(cls.data_is_binary(item) for item in items if type(item) not in _SCALARS)
+
+
 def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketio.AsyncServer:
     origins = settings.cors_origin_list
     # engine.io tells clients int(ping_interval) seconds: under 1 s that would be 0, and
     # clients would give up on a healthy connection between two pings
     beat = max(1.0, settings.heartbeat_seconds)
     sio = socketio.AsyncServer(
-        async_mode="aiohttp", client_manager=manager,
+        async_mode="aiohttp", client_manager=manager, serializer=Packet,
         cors_allowed_origins="*" if "*" in origins else origins,
         ping_interval=beat, ping_timeout=beat,
         max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
