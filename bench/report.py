@@ -8,6 +8,10 @@ Run = dict[str, Any]
 FANOUT = ("w1", "w1-sio", "w3", "w4", "w4-sio", "w1-2node")
 IDLE = ("w2", "w2-sio")
 PRESENCE = ("presence", "presence-sio")
+# Issue 6 set the fan-out ratios at 1.3x (raw) and 3x (Socket.IO) and asked for them to be
+# raised once beaten: every full run since stop 7 made 2.0-3.2x and 11-18x.
+RAW_RATIO_TARGET = 2.0
+SIO_RATIO_TARGET = 10.0
 
 
 def _n(value: float | None, digits: int = 0) -> str:
@@ -232,17 +236,26 @@ def _check(ok: bool | None, text: str) -> str:
     return f"- {mark} {text}"
 
 
+def _ratio_checks(runs: list[Run], workload: str, baseline: str, target: float, what: str,
+                  versus: str) -> list[str]:
+    """ChatAPI's deliveries per server-CPU-s over the baseline's at max, 1 and 4 publishers."""
+    out = []
+    for pubs in (1, 4):
+        ours = _step(_find(runs, workload, "chatapi"), "max", publishers=pubs)
+        bare = _step(_find(runs, workload, baseline), "max", publishers=pubs)
+        if ours and bare:
+            r = ours["deliveries_per_server_cpu_s"] / bare["deliveries_per_server_cpu_s"]
+            out.append(_check(r >= target, f"{what} ≥ {target:g}x {versus} per server-CPU-s "
+                                           f"(W{workload[1:]} max, {pubs} publisher"
+                                           f"{'s' if pubs > 1 else ''}): {r:.2f}x"))
+    return out
+
+
 def _targets(runs: list[Run]) -> list[str]:
     """Issue 6's and issue 2's targets, checked against this run's figures."""
     out: list[str] = []
-    for pubs in (1, 4):
-        ours, bare = _step(_find(runs, "w1", "chatapi"), "max", publishers=pubs), \
-            _step(_find(runs, "w1", "aiohttp"), "max", publishers=pubs)
-        if ours and bare:
-            r = ours["deliveries_per_server_cpu_s"] / bare["deliveries_per_server_cpu_s"]
-            out.append(_check(r >= 1.3, f"raw fan-out ≥ 1.3x the bare aiohttp loop per "
-                                        f"server-CPU-s (W1 max, {pubs} publisher"
-                                        f"{'s' if pubs > 1 else ''}): {r:.2f}x"))
+    out += _ratio_checks(runs, "w1", "aiohttp", RAW_RATIO_TARGET, "raw fan-out",
+                         "the bare aiohttp loop")
     ours, bare = _step(_find(runs, "w1", "chatapi"), "rate", 10), \
         _step(_find(runs, "w1", "aiohttp"), "rate", 10)
     if ours and bare:
@@ -250,14 +263,8 @@ def _targets(runs: list[Run]) -> list[str]:
         out.append(_check(d <= 2, f"quiet room p99 within 2 ms of the bare loop's (W1 10 msg/s): "
                                   f"{ours['latency']['p99_ms']:.2f} vs "
                                   f"{bare['latency']['p99_ms']:.2f} ms"))
-    for pubs in (1, 4):
-        ours, bare = _step(_find(runs, "w1-sio", "chatapi"), "max", publishers=pubs), \
-            _step(_find(runs, "w1-sio", "sio"), "max", publishers=pubs)
-        if ours and bare:
-            r = ours["deliveries_per_server_cpu_s"] / bare["deliveries_per_server_cpu_s"]
-            out.append(_check(r >= 3, f"Socket.IO fan-out ≥ 3x bare python-socketio per "
-                                      f"server-CPU-s (W1-sio max, {pubs} publisher"
-                                      f"{'s' if pubs > 1 else ''}): {r:.2f}x"))
+    out += _ratio_checks(runs, "w1-sio", "sio", SIO_RATIO_TARGET, "Socket.IO fan-out",
+                         "bare python-socketio")
     for wl, how in (("w1", "raw"), ("w3", "REST-published")):
         run = _find(runs, wl, "chatapi")
         if run is None:
