@@ -144,10 +144,15 @@ class Hub:
         if await self.presence.leave(room_id, identity.user_id, sid):
             await self.announce_left(room_id, identity.user_id, identity.user_name)
 
-    async def announce_left(self, room_id: str, user_id: str, user_name: str) -> None:
-        """`user_left` to the room; shared presence also calls it for users of a dead node."""
+    async def announce_left(self, room_id: str, user_id: str, user_name: str,
+                            typing: bool = False) -> None:
+        """`user_left` to the room; shared presence also calls it for users of a dead node,
+        with `typing` when such a user was still marked typing (so `is_typing: false` first,
+        as when a typist's connection closes here)."""
         if room_id.startswith("user:"):  # a notification pseudo-room has no audience
             return
+        if typing:
+            await self._relay_typing(room_id, user_id, user_name, False)
         left = {"user_id": user_id, "user_name": user_name, "left_at": now_ts()}
         await self.emit("user_left", envelope("user_left", left, room_id), room_id)
 

@@ -45,8 +45,8 @@ CALL_TIMEOUT_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 1.0  # after a failure, answer locally this long before asking again
 TYPING_EXPIRE_MS = 60_000
 
-# (room, user_id, user_name) of a user whose last connection vanished with a node
-OnLeft = Callable[[str, str, str], Awaitable[None]]
+# (room, user_id, user_name, was typing) of a user whose last connection vanished with a node
+OnLeft = Callable[[str, str, str, bool], Awaitable[None]]
 
 
 class PresenceUnavailable(Exception):
@@ -63,8 +63,8 @@ local function drop(base, conn, user)
   if redis.call('HINCRBY', base .. ':users', user, -1) > 0 then return false end
   redis.call('HDEL', base .. ':users', user)
   redis.call('ZREM', base .. ':order', user)
-  redis.call('HDEL', base .. ':typing', user)
-  return true
+  if redis.call('HDEL', base .. ':typing', user) == 1 then return 'typing' end
+  return 'idle'
 end
 local function add(base, conn, user)
   if redis.call('HSETNX', base .. ':conns', conn, user) == 0 then return false end
@@ -99,7 +99,7 @@ return prev
 """
 
 # KEYS: alive, node, nodes of a node that may be dead. ARGV: prefix, node.
-# Returns room, user␟name pairs of users whose last connection it held.
+# Returns room, user␟name, 'typing'|'idle' triples of users whose last connection it held.
 _SWEEP = _LUA_SPLIT + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {} end
 local out = {}
@@ -107,9 +107,11 @@ local held = redis.call('HGETALL', KEYS[2])
 for i = 1, #held, 2 do
   local room, conn = split(held[i])
   local user = split(held[i + 1])
-  if drop(ARGV[1] .. 'room:' .. room, conn, user) then
+  local left = drop(ARGV[1] .. 'room:' .. room, conn, user)
+  if left then
     out[#out + 1] = room
     out[#out + 1] = held[i + 1]
+    out[#out + 1] = left
   end
 end
 redis.call('DEL', KEYS[2])
@@ -118,7 +120,8 @@ return out
 """
 
 # KEYS: node, nodes. ARGV: prefix, node, then room␟conn, user␟name pairs this node holds.
-# Makes Redis match them; returns room, user␟name pairs of users who left meanwhile.
+# Makes Redis match them; returns room, user␟name, 'typing'|'idle' triples of users who left
+# meanwhile.
 _RESYNC = _LUA_SPLIT + """
 local want = {}
 for i = 3, #ARGV, 2 do want[ARGV[i]] = ARGV[i + 1] end
@@ -129,9 +132,11 @@ for i = 1, #held, 2 do
     local room, conn = split(held[i])
     local user = split(held[i + 1])
     redis.call('HDEL', KEYS[1], held[i])
-    if drop(ARGV[1] .. 'room:' .. room, conn, user) then
+    local left = drop(ARGV[1] .. 'room:' .. room, conn, user)
+    if left then
       out[#out + 1] = room
       out[#out + 1] = held[i + 1]
+      out[#out + 1] = left
     end
   end
 end
@@ -387,15 +392,15 @@ class RedisPresence:
             "sweep", [self._alive(node), self._node(node), self.prefix + "nodes"],
             [self.prefix, node]))
         if left:
-            log.info("presence: swept node %s (%d users left)", node, len(left) // 2)
+            log.info("presence: swept node %s (%d users left)", node, len(left) // 3)
         await self._announce(left)
 
-    async def _announce(self, pairs: list[str]) -> None:
-        if not pairs or self.on_left is None:
+    async def _announce(self, triples: list[str]) -> None:
+        if not triples or self.on_left is None:
             return
-        for room, who in zip(pairs[::2], pairs[1::2], strict=True):
+        for room, who, state in zip(triples[::3], triples[1::3], triples[2::3], strict=True):
             user, _, name = who.partition(SEP)
             try:
-                await self.on_left(room, user, name)
+                await self.on_left(room, user, name, state == "typing")
             except Exception:
                 log.exception("announcing user_left of %s in %s failed", user, room)

@@ -42,11 +42,16 @@ async def test_kill_9_users_leave_and_clients_recover_on_the_survivor(
     await observer.next("user_joined", user_id="victim")
     first = await api.send(b, room, "observer", "before")
     assert (await victim.next("message"))["data"]["seq"] == first["seq"]
+    await victim.send("typing", {"is_typing": True})
+    assert (await observer.next("typing", user_id="victim"))["data"]["is_typing"] is True
 
     a.proc.kill()
     killed = time.monotonic()
     missed = [await api.send(b, room, "observer", f"missed {i}") for i in range(3)]
-    await observer.next("user_left", wait=TTL + 5, user_id="victim")
+    # the victim was typing when its node died: `false` first, as for any closed typist
+    stopped = await observer.next("typing", wait=TTL + 5, user_id="victim")
+    assert stopped["data"]["is_typing"] is False
+    await observer.next("user_left", wait=1, user_id="victim")
     assert time.monotonic() - killed < TTL + 2
     await observer.silent("user_left", 0.5)
     _, body = await api.call(b, "GET", f"/rooms/{room}/online")

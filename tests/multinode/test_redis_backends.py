@@ -64,22 +64,25 @@ async def test_online_users_in_arrival_order_and_typing_throttle(nodes: Any) -> 
 
 async def test_a_dead_node_is_swept_once_with_its_users_names(nodes: Any) -> None:
     dead, one, two = nodes(ttl=0.4), nodes(), nodes()
-    left: list[tuple[str, str, str]] = []
+    left: list[tuple[str, str, str, bool]] = []
 
-    async def on_left(room: str, user: str, name: str) -> None:
-        left.append((room, user, name))
+    async def on_left(room: str, user: str, name: str, typing: bool) -> None:
+        left.append((room, user, name, typing))
 
     one.on_left = two.on_left = on_left
     await dead.beat()
     await dead.join("r", "ann", "a1", "Ann")
     await dead.join("r", "bob", "b1", "Bob")
+    await dead.join("r", "cy", "c1", "Cy")
     await one.join("r", "bob", "b2", "Bob")  # bob stays: his other tab is alive
+    assert await dead.start_typing("r", "cy", 5.0) is True  # cy dies mid-sentence
     await asyncio.gather(one.sweep(dead.node_id), two.sweep(dead.node_id))
     assert left == []  # still beating
     await asyncio.sleep(0.45)
     await asyncio.gather(one.sweep(dead.node_id), two.sweep(dead.node_id))
-    assert left == [("r", "ann", "Ann")]
+    assert sorted(left) == [("r", "ann", "Ann", False), ("r", "cy", "Cy", True)]
     assert await two.online_users("r") == ["bob"]
+    assert await one.start_typing("r", "cy", 5.0) is True  # the mark went with cy
 
 
 async def test_unreachable_redis_degrades_to_this_node(prefix: str) -> None:
