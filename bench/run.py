@@ -361,9 +361,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ws-client", choices=("raw", "ws"), default="raw",
                    help="load generator's WebSocket client: its own minimal one (default) or "
                         "the `ws` package (cross-check; more CPU per delivery)")
-    p.add_argument("--sio-client", choices=("lite", "official"), default="lite",
-                   help="Socket.IO client: minimal protocol-5 client (default) or "
-                        "socket.io-client (cross-check; ~2x CPU per delivery)")
+    p.add_argument("--sio-client", choices=("lite", "official", "upgrade"), default="lite",
+                   help="Socket.IO client: minimal protocol-5 client (default), "
+                        "socket.io-client on WebSocket (cross-check; ~2x CPU per delivery), "
+                        "or socket.io-client polling first, then upgrading (browsers' default)")
     p.add_argument("--max-minutes", type=float,
                    help="global deadline (default 25 per round, quick 5 per round)")
     p.add_argument("--scenario-timeout", type=int, default=240,

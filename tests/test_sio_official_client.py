@@ -1,6 +1,6 @@
-"""The official socket.io-client (Node) against ChatAPI while room events take the direct
-WebSocket frame path (`app.realtime.sio_transport.deliver`): bursts interleaved with acks
-and pings, a WebSocket-only client and one upgraded from polling, nothing lost or reordered."""
+"""The official socket.io-client (Node) against ChatAPI's lean Socket.IO WebSockets
+(`app.realtime.sio_transport.LeanSocket`): a WebSocket-only client and one upgraded from
+polling, bursts interleaved with acks and pings, nothing lost or reordered."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None or not CLIENT.is_di
 
 
 async def test_official_client_gets_every_event_in_order(server, tenant, room, monkeypatch):
-    direct = []
-    write = sio_transport.DirectWriter.write
-    monkeypatch.setattr(sio_transport.DirectWriter, "write",
-                        lambda self, frame: (direct.append(frame), write(self, frame))[1])
+    lean = set()  # the engine.io sockets whose frames left through a lean WebSocket
+    send_out = sio_transport.DirectWriter.send_out
+    monkeypatch.setattr(sio_transport.DirectWriter, "send_out",
+                        lambda self: (lean.add(self.sid), send_out(self))[1])
     r = await run_node("../sio_node/official_client.mjs", **node_env(server, room, tenant))
     assert r["join"] == ["ok", "ok"]
     assert r["acks"] == ["ok"] * 60 and r["pongs"] == ["ok"] * 6
     assert r["alice_transport"] == "websocket"
     seqs = sorted(r["acked_seqs"])
     assert r["alice"] == seqs and r["bob"] == seqs
-    assert direct, "room events never took the direct frame path"
+    assert len(lean) == 2, "the WebSocket-only and the upgraded client both run lean"

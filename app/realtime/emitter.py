@@ -117,8 +117,8 @@ class FastLocalEmit(AsyncManager):
                     held.append((event, seq, pkt))
                     continue
                 direct = getattr(socket, DIRECT, None)
-                if direct is None or not direct.live:
-                    sio_deliver(socket, pkt, frame)  # engine.io's queue, or going live
+                if direct is None:
+                    sio_deliver(socket, pkt, frame)  # engine.io's queue: polling, or deflate
                     continue
                 sink, out_frame = direct, frame
             # `FrameSink.queue_frame` inlined: this runs once per delivery

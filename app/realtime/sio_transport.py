@@ -1,17 +1,15 @@
-"""engine.io's aiohttp WebSocket transport, tracked and without permessage-deflate by default.
+"""engine.io's aiohttp WebSocket transport, tracked, lean, and without permessage-deflate
+by default.
 
-python-engineio opens `WebSocketResponse()` with aiohttp's defaults (deflate accepted) and
-keeps no handle on it. This subclass declines deflate unless compression is configured, and
-records every open transport so shutdown can close them with 1001 within the drain time.
-
-It also gives fan-out a direct path (`deliver`): engine.io queues every packet per socket
-and a writer task per socket sends them one by one. The first time that writer is seen idle
-(its queue empty, waiting on it) nothing of engine.io's is in flight, and the socket goes
-"live": from then on room events (the shared, pre-encoded WebSocket frame) and engine.io's
-own packets (acks, CONNECT, CLOSE; `_send`) are written straight to the transport, joined
-with the other frames of this loop iteration (`raw.Outbox`), in the order they are sent;
-only PINGs still take the queue. Polling, upgrading and not-yet-live sockets use the queue
-as before.
+python-engineio opens `WebSocketResponse()` with aiohttp's defaults (deflate accepted),
+keeps no handle on it, and runs every WebSocket with a reader loop in the request's
+handler, a writer task, a task per read and a ping task. Here a WebSocket (opened directly,
+or a polling client's upgrade) is run by `LeanSocket` instead: the transport belongs to a
+`RawSocket` as raw sockets' do, every packet is written straight to it (`DirectWriter`),
+joined with the other frames of this loop iteration (`raw.Outbox`), and one `Pinger` per
+server sends every socket's PINGs. Fan-out writes the shared, pre-encoded frame (`deliver`).
+Polling clients, and WebSockets when compression is on, keep engine.io's own queue and loop;
+every open transport is recorded so shutdown can close them with 1001 within the drain.
 A queue past its bound, or a transport buffer past the hard cap, means a slow consumer:
 its transport is aborted and engine.io's disconnect runs as for any lost client.
 """
@@ -38,20 +36,19 @@ from app.realtime.raw_socket import Detached, RawSocket, take_over
 
 log = logging.getLogger("chatapi.socketio")
 
-DIRECT = "chatapi_direct"  # attribute of an engine.io socket: its `DirectWriter`
+DIRECT = "chatapi_direct"  # attribute of an engine.io socket run lean: its `LeanSocket`
+PROBE, UPGRADE = "probe", "upgrade"  # the steps of a polling client's upgrade
 
 
 class DirectWriter(FrameSink):
-    """The transport of one engine.io WebSocket, for frames written beside its writer task."""
+    """The transport of one engine.io WebSocket, written directly."""
 
-    __slots__ = ("live", "queue_bound", "write_cap")
+    __slots__ = ("write_cap",)
 
     def __init__(self, sid: str, transport: asyncio.Transport, outbox: Outbox,
-                 queue_bound: int, write_cap: int) -> None:
+                 write_cap: int) -> None:
         super().__init__(sid, transport, outbox)
-        self.queue_bound = queue_bound
         self.write_cap = write_cap
-        self.live = False  # engine.io's queue and writer bypassed for good (`_go_live`)
 
     def write(self, frame: bytes) -> None:
         self.queue_frame(frame)
@@ -68,28 +65,16 @@ class DirectWriter(FrameSink):
 
 
 def deliver(socket: Any, pkt: eio_packet.Packet, frame: bytes) -> None:
-    """One pre-encoded event to one engine.io socket, directly once its writer is bypassed."""
+    """One pre-encoded event to one engine.io socket: its frame, written directly to a lean
+    socket; the packet, queued, for one that engine.io runs."""
     direct: DirectWriter | None = getattr(socket, DIRECT, None)
-    if direct is not None and (direct.live or _go_live(socket, direct)):
+    if direct is not None:
         direct.write(frame)
         return
     queue = socket.queue
     queue.put_nowait(pkt)
-    if queue.qsize() > (_POLLING_BOUND if direct is None else direct.queue_bound):
-        _cut(socket, direct)
-
-
-def _go_live(socket: Any, direct: DirectWriter) -> bool:
-    """Switch this socket to direct writes for good, if nothing of engine.io's is pending.
-
-    An empty queue with a waiting getter means the writer sits in `queue.get()` holding no
-    packet; from then on engine.io's own packets go direct too (`_send`) and only PINGs are
-    queued, so no later frame can overtake an earlier event, ack or CONNECT."""
-    queue = socket.queue
-    if queue._queue or not queue._getters or not socket.upgraded or socket.upgrading:
-        return False
-    direct.live = True
-    return True
+    if queue.qsize() > _QUEUE_BOUND:
+        _cut(socket)
 
 
 def deliver_packet(socket: Any, pkt: eio_packet.Packet) -> None:
@@ -98,35 +83,20 @@ def deliver_packet(socket: Any, pkt: eio_packet.Packet) -> None:
 
 
 async def _send(socket: Any, pkt: eio_packet.Packet) -> None:
-    """engine.io's `socket.send` for a WebSocket socket: direct once live, else its queue."""
-    direct: DirectWriter | None = getattr(socket, DIRECT, None)
-    if isinstance(direct, LeanSocket):  # no engine.io writer at all: everything is direct
-        if await socket.check_ping_timeout():
-            direct.write_packet(pkt)
-        return
-    # PINGs keep going through the queue: they keep engine.io's writer from timing out in
-    # `poll()` (which would close the socket), and a ping has no order to keep.
-    if (direct is None or pkt.binary or pkt.packet_type == eio_packet.PING
-            or not (direct.live or _go_live(socket, direct))):
-        await AsyncSocket.send(socket, pkt)
-        return
+    """engine.io's `socket.send` for a lean socket: the packet is written directly."""
     if await socket.check_ping_timeout():
-        direct.write(text_frame(pkt.encode().encode()))
+        getattr(socket, DIRECT).write_packet(pkt)
 
 
-def _cut(socket: Any, direct: DirectWriter | None) -> None:
-    if direct is not None:
-        log.info("cutting slow Socket.IO consumer %s", direct.sid)
-        direct.transport.abort()
-    elif not socket.closing:
-        _cut_polling(socket)
-
-
-_POLLING_BOUND = 4096  # packets: a client that long-polls this rarely is gone or too slow
+# packets: a client that long-polls this rarely, or an engine.io-run WebSocket this far
+# behind, is gone or too slow
+_QUEUE_BOUND = 4096
 _CUTTING: set[asyncio.Task[Any]] = set()
 
 
-def _cut_polling(socket: Any) -> None:
+def _cut(socket: Any) -> None:
+    if socket.closing:
+        return
     log.info("cutting slow Socket.IO consumer %s", socket.sid)
     task = asyncio.ensure_future(socket.close(wait=False, abort=True,
                                               reason=socket.server.reason.TRANSPORT_CLOSE))
@@ -139,7 +109,6 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     open: weakref.WeakSet[TrackedWebSocket] = weakref.WeakSet()
     lean: set[LeanSocket] = set()
     outbox: Outbox | None = None
-    queue_bound = 4096
     write_cap = 4 << 20
 
     async def __call__(self, environ: dict[str, Any]) -> web.StreamResponse:
@@ -148,28 +117,22 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
                                            compress=self.compress)
         await self._sock.prepare(request)
         socket = getattr(self.handler, "__self__", None)
-        if socket is not None and not self.compress and not socket.connected:
-            sock = take_over(request, self._sock)  # a direct WebSocket: no upgrade to watch
+        if (socket is not None and not self.compress and not socket.upgraded
+                and not socket.upgrading):
+            sock = take_over(request, self._sock)
             if sock is None:
                 return self._sock
             environ.pop("aiohttp.request", None)
-            LeanSocket(socket, sock, self.outbox or Outbox(), self.queue_bound, self.write_cap,
-                       self.lean).start()
+            lean = LeanSocket(socket, sock, self.outbox or Outbox(), self.write_cap,
+                              self.lean)
+            lean.start(upgrade=socket.connected)  # connected: over polling until now
             return Detached()
         self.environ = environ
         self.open.add(self)
-        if socket is not None and not self.compress and request.transport is not None:
-            setattr(socket, DIRECT, DirectWriter(socket.sid, request.transport,
-                                                 self.outbox or Outbox(), self.queue_bound,
-                                                 self.write_cap))
-            socket.send = types.MethodType(_send, socket)
         try:
             await self.handler(self)
         finally:
             self.open.discard(self)
-            if socket is not None:
-                setattr(socket, DIRECT, None)
-                socket.__dict__.pop("send", None)
         return self._sock
 
     async def going_away(self) -> None:
@@ -181,13 +144,12 @@ def install(sio: socketio.AsyncServer, compress: bool, queue_bytes: int
             ) -> type[TrackedWebSocket]:
     """Make this server's engine.io use the tracked transport (one class per server).
 
-    Slow consumers: a transport buffer over 4x `queue_bytes` (raw's hard cap), or an
-    engine.io queue over one packet per KiB of that cap, cuts the connection."""
+    Slow consumers: a lean socket's transport buffer over 4x `queue_bytes` (raw's hard cap),
+    or an engine.io queue over `_QUEUE_BOUND` packets, cuts the connection."""
     cap = 4 * queue_bytes
     transport = type("ServerWebSocket", (TrackedWebSocket,),
                      {"compress": compress, "open": weakref.WeakSet(), "lean": set(),
-                      "outbox": Outbox(),
-                      "queue_bound": max(256, cap // 1024), "write_cap": cap})
+                      "outbox": Outbox(), "write_cap": cap})
     sio.eio._async = {**sio.eio._async, "websocket": transport}
     Pinger(sio.eio).install()
     return transport
@@ -257,44 +219,101 @@ async def close_all(transport: type[TrackedWebSocket], grace: float) -> None:
 
 
 class LeanSocket(DirectWriter):
-    """A Socket.IO connection that opened on WebSocket, run without engine.io's tasks.
+    """A Socket.IO WebSocket run without engine.io's tasks.
 
     engine.io runs a WebSocket with a reader loop in the request's handler, a writer task
     and a task per read. Here the transport belongs to a `RawSocket` (as raw sockets do):
     every packet is written directly, frames are read by a task that exists only while
     frames are waiting, and each is handed to engine.io's `receive` in order. Closing the
-    engine.io socket (any side, any reason) closes the transport."""
+    engine.io socket (any side, any reason) closes the transport.
 
-    __slots__ = ("registry", "sock", "socket")
+    A polling client's upgrade goes through engine.io's handshake first, here: PING "probe"
+    is answered with PONG "probe" and the pending poll is ended; once UPGRADE arrives the
+    socket's queued packets move to this WebSocket, which carries everything from then on.
+    Until then events take engine.io's queue (polls get NOOPs while upgrading) and nothing
+    but the PONG is written here, as the client expects."""
 
-    def __init__(self, socket: AsyncSocket, sock: RawSocket, outbox: Outbox, queue_bound: int,
-                 write_cap: int, registry: set[LeanSocket]) -> None:
-        super().__init__(socket.sid, sock.transport, outbox, queue_bound, write_cap)
+    __slots__ = ("registry", "sock", "socket", "upgrade")
+
+    def __init__(self, socket: AsyncSocket, sock: RawSocket, outbox: Outbox, write_cap: int,
+                 registry: set[LeanSocket]) -> None:
+        super().__init__(socket.sid, sock.transport, outbox, write_cap)
         self.socket = socket
         self.sock = sock
         self.registry = registry
-        self.live = True
+        self.upgrade: str | None = None  # the next upgrade step expected (PROBE, UPGRADE)
 
-    def start(self) -> None:
+    def start(self, upgrade: bool = False) -> None:
+        """Run this WebSocket: as the socket's transport, or first its upgrade handshake."""
+        self.registry.add(self)
+        if upgrade:
+            self.upgrade = PROBE
+            self.socket.upgrading = True
+            # Real clients finish in milliseconds. Half engine.io's PONG patience: a PING
+            # queued meanwhile (polls get NOOPs) still reaches the client in time.
+            asyncio.get_running_loop().call_later(self.socket.server.ping_timeout / 2,
+                                                  self._upgrade_overdue)
+        else:
+            self.socket.connected = True
+            self._carry()
+        self.sock.serve(self._on_frame, self._on_end, _spawn)
+
+    def _carry(self) -> None:
+        """From now on this WebSocket carries the socket's packets, queued ones first."""
         socket = self.socket
-        socket.connected = True
         socket.upgraded = True
         setattr(socket, DIRECT, self)
         socket.send = types.MethodType(_send, socket)
         socket.close = types.MethodType(_lean_close, socket)
-        self.registry.add(self)
         while not socket.queue.empty():  # OPEN (and anything else) queued before we took over
             pkt = socket.queue.get_nowait()
             socket.queue.task_done()
             if pkt is not None:
                 self.write_packet(pkt)
-        self.sock.serve(self._on_frame, self._on_end, _spawn)
+
+    def _upgrade_step(self, data: str | bytes) -> bool:
+        """One frame of the upgrade handshake; False if it is not the one expected."""
+        socket = self.socket
+        if socket.closing or socket.closed:
+            return False
+        try:
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except Exception:
+            return False
+        if self.upgrade == PROBE and pkt.packet_type == eio_packet.PING and pkt.data == "probe":
+            self.write_packet(eio_packet.Packet(eio_packet.PONG, data="probe"))
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
+            self.upgrade = UPGRADE
+            return True
+        if self.upgrade == UPGRADE and pkt.packet_type == eio_packet.UPGRADE:
+            self.upgrade = None
+            socket.upgrading = False
+            self._carry()
+            return True
+        return False
+
+    def _upgrade_overdue(self) -> None:
+        if self.upgrade is not None and self.sock.reading:
+            log.info("%s: WebSocket upgrade not completed in time", self.sid)
+            _spawn(self._abandon_upgrade(1000))
+
+    async def _abandon_upgrade(self, code: int | None) -> None:
+        """The upgrade did not happen: the polling session goes on, this WebSocket closes."""
+        self.upgrade = None
+        self.socket.upgrading = False
+        self.sock.stop_reading()
+        self.registry.discard(self)
+        self.send_out()
+        if not self.sock.lost:
+            await self.sock.close(code or 1000, "", 1.0)
 
     async def _on_frame(self, msg: Any) -> bool:
         """One frame for engine.io; False when the connection is over."""
         if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
             if len(msg.data) > self.socket.server.max_http_buffer_size:
                 return False
+            if self.upgrade is not None:
+                return self._upgrade_step(msg.data)
             try:
                 await self.socket.receive(eio_packet.Packet(encoded_packet=msg.data))
             except exceptions.UnknownPacketError:
@@ -312,6 +331,9 @@ class LeanSocket(DirectWriter):
 
     async def _on_end(self, code: int | None, reason: str) -> None:
         """The transport is gone or done: engine.io's socket closes (`disconnect` runs)."""
+        if self.upgrade is not None:
+            await self._abandon_upgrade(code)
+            return
         if code is not None:
             await self.sock.close(code, "", 1.0)
         socket = self.socket

@@ -395,6 +395,7 @@ function connectRaw(room, uid, onOther, node = 0) {
 
 function connectSio(room, uid, onOther, node = 0) {
   if (spec.sio_client === 'official') return connectSioOfficial(room, uid, onOther, node);
+  if (spec.sio_client === 'upgrade') return connectSioOfficial(room, uid, onOther, node, true);
   return new Promise((resolve, reject) => {
     const sub = { room, uid, node, last: -1, open: false, sock: null };
     const t0 = nowUs();
@@ -430,14 +431,16 @@ function onJoined(sub, t0, resolve, reject) {
   };
 }
 
-// Cross-check path: the official socket.io-client (much more CPU per delivery).
-function connectSioOfficial(room, uid, onOther, node = 0) {
-  return new Promise((resolve, reject) => {
+// Cross-check path: the official socket.io-client (much more CPU per delivery). With
+// `upgrade`, its default transports as in a browser: long-polling first, then the WebSocket
+// upgrade, which the subscriber waits for before it counts as connected.
+function connectSioOfficial(room, uid, onOther, node = 0, upgrade = false) {
+  return new Promise((resolveJoin, reject) => {
     const sub = { room, uid, node, last: -1, open: false, sock: null };
     const t0 = nowUs();
     const sock = io(`http://${spec.host}:${PORTS[node]}`, {
       path: '/socket.io/',
-      transports: ['websocket'],
+      transports: upgrade ? ['polling', 'websocket'] : ['websocket'],
       auth: { token: spec.token || '', user_id: uid, user_name: uid },
       reconnection: false,
       forceNew: true,
@@ -445,6 +448,11 @@ function connectSioOfficial(room, uid, onOther, node = 0) {
       perMessageDeflate: false,
     });
     sub.sock = sock;
+    const upgraded = new Promise((done) => {
+      if (!upgrade) done();
+      else sock.io.on('open', () => sock.io.engine.once('upgrade', done));
+    });
+    const resolve = (value) => upgraded.then(() => resolveJoin(value));
     sock.on('connect', () => {
       sock.emit('join', { room_id: room.id }, onJoined(sub, t0, resolve, reject));
     });
