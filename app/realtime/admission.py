@@ -113,7 +113,8 @@ class Admitted:
     """What admission read: the room (its `participant_count` counting this user) and the
     user's participant record. `connection_status` is built from this room as read BEFORE
     the connection entered the room, so its `last_seq` never names a message the
-    connection did not get: anything later reaches it live (or by `last_seq` recovery)."""
+    connection did not get: one it missed in the instant before entering has a higher
+    `seq`, which `last_seq` recovery or `after_seq` paging brings."""
 
     room: dict[str, Any]
     participant: dict[str, Any]
