@@ -114,3 +114,23 @@ async def test_a_stalled_upgrade_is_given_up_and_polling_goes_on(server, http, t
     # no UPGRADE packet follows: after half engine.io's ping timeout the server gives up
     assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).type is aiohttp.WSMsgType.CLOSE
     assert (await session.ack(1, "ping", {}))["status"] == "ok"
+
+
+async def test_a_second_upgrade_of_a_session_is_refused(server, http, tenant):
+    session = Polling(http, str(server.make_url("")).rstrip("/"))
+    await session.open(tenant["api_key"])
+    ws = await asyncio.wait_for(http.ws_connect(session.url("websocket")), TIMEOUT)
+    await ws.send_str("2probe")
+    assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).data == "3probe"
+    await ws.send_str("5")
+    async with asyncio.timeout(TIMEOUT):
+        async with http.get(session.url("websocket"), headers={
+                "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as resp:
+            assert resp.status == 400
+    await ws.send_str('421["ping",{}]')  # the first upgrade carries the session
+    async with asyncio.timeout(TIMEOUT):
+        while not (frame := (await ws.receive()).data).startswith("431"):
+            assert frame in ("6", "2"), frame  # the NOOP that ended polling, a PING
+    assert json.loads(frame[3:])[0]["status"] == "ok"
+    await ws.close()
