@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None or not CLIENT.is_di
 
 async def test_official_client_gets_every_event_in_order(server, tenant, room, monkeypatch):
     lean = set()  # the engine.io sockets whose frames left through a lean WebSocket
-    send_out = sio_transport.DirectWriter.send_out
-    monkeypatch.setattr(sio_transport.DirectWriter, "send_out",
+    send_out = sio_transport.LeanSocket.send_out
+    monkeypatch.setattr(sio_transport.LeanSocket, "send_out",
                         lambda self: (lean.add(self.sid), send_out(self))[1])
     r = await run_node("../sio_node/official_client.mjs", **node_env(server, room, tenant))
     assert r["join"] == ["ok", "ok"]

@@ -116,11 +116,11 @@ class FastLocalEmit(AsyncManager):
                 if held is not None:
                     held.append((event, seq, pkt))
                     continue
-                direct = getattr(socket, DIRECT, None)
-                if direct is None:
+                lean = getattr(socket, DIRECT, None)
+                if lean is None:
                     sio_deliver(socket, pkt, frame)  # engine.io's queue: polling, or deflate
                     continue
-                sink, out_frame = direct, frame
+                sink, out_frame = lean, frame
             # `FrameSink.queue_frame` inlined: this runs once per delivery
             out = sink._out
             if out is None:

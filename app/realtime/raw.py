@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,7 +49,7 @@ class Encoded:
 
 
 class Writer(Protocol):
-    """What the outbox flushes: a raw connection, or a Socket.IO socket's direct writer."""
+    """What the outbox flushes: a raw connection, or a lean Socket.IO socket."""
 
     sid: str
 
@@ -255,10 +255,7 @@ class RawConnection(FrameSink):
         self.closing = True
         if grace is None:
             grace = max(CLOSE_GRACE_SECONDS, 2 * self.limits.slow_seconds)
-        task = asyncio.ensure_future(self.close(code, reason, grace))
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-        return task
+        return in_background(self.close(code, reason, grace))
 
     async def close(self, code: int, reason: str, grace: float = CLOSE_GRACE_SECONDS) -> None:
         """Close with `code`; a peer that has not read its backlog by `grace` is aborted."""
@@ -295,13 +292,12 @@ class RawConnection(FrameSink):
             self._sender = None
 
 
-_BACKGROUND: set[asyncio.Task[None]] = set()
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
-def encode(event: str, data: dict[str, Any]) -> Encoded:
-    """Encode an envelope once for every raw recipient."""
-    inner = data.get("data")
-    seq = inner.get("seq") if event == "message" and isinstance(inner, dict) else None
-    text = dumps(data)
-    return Encoded(event, seq, text, text_frame(text.encode("utf-8", "surrogatepass")))
-
+def in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Run `coro` in a task nobody awaits, kept referenced until it ends."""
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task

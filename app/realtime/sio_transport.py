@@ -5,7 +5,7 @@ python-engineio opens `WebSocketResponse()` with aiohttp's defaults (deflate acc
 keeps no handle on it, and runs every WebSocket with a reader loop in the request's
 handler, a writer task, a task per read and a ping task. Here a WebSocket (opened directly,
 or a polling client's upgrade) is run by `LeanSocket` instead: the transport belongs to a
-`RawSocket` as raw sockets' do, every packet is written straight to it (`DirectWriter`),
+`RawSocket` as raw sockets' do, every packet is written straight to it,
 joined with the other frames of this loop iteration (`raw.Outbox`), and one `Pinger` per
 server sends every socket's PINGs. Fan-out writes the shared, pre-encoded frame (`deliver`).
 Polling clients, and WebSockets when compression is on, keep engine.io's own queue and loop;
@@ -31,7 +31,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from app.realtime.envelope import binary_frame, pong_frame, text_frame
-from app.realtime.raw import FrameSink, Outbox
+from app.realtime.raw import FrameSink, Outbox, in_background
 from app.realtime.raw_socket import Detached, RawSocket, take_over
 
 log = logging.getLogger("chatapi.socketio")
@@ -40,36 +40,12 @@ DIRECT = "chatapi_direct"  # attribute of an engine.io socket run lean: its `Lea
 PROBE, UPGRADE = "probe", "upgrade"  # the steps of a polling client's upgrade
 
 
-class DirectWriter(FrameSink):
-    """The transport of one engine.io WebSocket, written directly."""
-
-    __slots__ = ("write_cap",)
-
-    def __init__(self, sid: str, transport: asyncio.Transport, outbox: Outbox,
-                 write_cap: int) -> None:
-        super().__init__(sid, transport, outbox)
-        self.write_cap = write_cap
-
-    def write(self, frame: bytes) -> None:
-        self.queue_frame(frame)
-
-    def write_packet(self, pkt: eio_packet.Packet) -> None:
-        encoded = pkt.encode()
-        self.queue_frame(binary_frame(encoded) if isinstance(encoded, bytes)
-                         else text_frame(encoded.encode()))
-
-    def send_out(self) -> None:
-        if self.write_out() > self.write_cap:
-            log.info("cutting slow Socket.IO consumer %s", self.sid)
-            self.transport.abort()
-
-
 def deliver(socket: Any, pkt: eio_packet.Packet, frame: bytes) -> None:
     """One pre-encoded event to one engine.io socket: its frame, written directly to a lean
     socket; the packet, queued, for one that engine.io runs."""
-    direct: DirectWriter | None = getattr(socket, DIRECT, None)
-    if direct is not None:
-        direct.write(frame)
+    lean: LeanSocket | None = getattr(socket, DIRECT, None)
+    if lean is not None:
+        lean.queue_frame(frame)
         return
     queue = socket.queue
     queue.put_nowait(pkt)
@@ -91,17 +67,14 @@ async def _send(socket: Any, pkt: eio_packet.Packet) -> None:
 # packets: a client that long-polls this rarely, or an engine.io-run WebSocket this far
 # behind, is gone or too slow
 _QUEUE_BOUND = 4096
-_CUTTING: set[asyncio.Task[Any]] = set()
 
 
 def _cut(socket: Any) -> None:
     if socket.closing:
         return
     log.info("cutting slow Socket.IO consumer %s", socket.sid)
-    task = asyncio.ensure_future(socket.close(wait=False, abort=True,
-                                              reason=socket.server.reason.TRANSPORT_CLOSE))
-    _CUTTING.add(task)
-    task.add_done_callback(_CUTTING.discard)
+    in_background(socket.close(wait=False, abort=True,
+                               reason=socket.server.reason.TRANSPORT_CLOSE))
 
 
 class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
@@ -204,9 +177,9 @@ class Pinger:
     def _ping(socket: AsyncSocket) -> None:
         socket.last_ping = time.time()
         pkt = eio_packet.Packet(eio_packet.PING)
-        direct = getattr(socket, DIRECT, None)
-        if isinstance(direct, LeanSocket):
-            direct.write_packet(pkt)
+        lean: LeanSocket | None = getattr(socket, DIRECT, None)
+        if lean is not None:
+            lean.write_packet(pkt)
         else:
             socket.queue.put_nowait(pkt)
 
@@ -218,7 +191,7 @@ async def close_all(transport: type[TrackedWebSocket], grace: float) -> None:
             asyncio.gather(*(s.going_away() for s in sockets), return_exceptions=True), grace)
 
 
-class LeanSocket(DirectWriter):
+class LeanSocket(FrameSink):
     """A Socket.IO WebSocket run without engine.io's tasks.
 
     engine.io runs a WebSocket with a reader loop in the request's handler, a writer task
@@ -233,15 +206,26 @@ class LeanSocket(DirectWriter):
     Until then events take engine.io's queue (polls get NOOPs while upgrading) and nothing
     but the PONG is written here, as the client expects."""
 
-    __slots__ = ("registry", "sock", "socket", "upgrade")
+    __slots__ = ("registry", "sock", "socket", "upgrade", "write_cap")
 
     def __init__(self, socket: AsyncSocket, sock: RawSocket, outbox: Outbox, write_cap: int,
                  registry: set[LeanSocket]) -> None:
-        super().__init__(socket.sid, sock.transport, outbox, write_cap)
+        super().__init__(socket.sid, sock.transport, outbox)
         self.socket = socket
         self.sock = sock
         self.registry = registry
+        self.write_cap = write_cap  # transport buffer bytes past which it is cut
         self.upgrade: str | None = None  # the next upgrade step expected (PROBE, UPGRADE)
+
+    def write_packet(self, pkt: eio_packet.Packet) -> None:
+        encoded = pkt.encode()
+        self.queue_frame(binary_frame(encoded) if isinstance(encoded, bytes)
+                         else text_frame(encoded.encode()))
+
+    def send_out(self) -> None:
+        if self.write_out() > self.write_cap:
+            log.info("cutting slow Socket.IO consumer %s", self.sid)
+            self.transport.abort()
 
     def start(self, upgrade: bool = False) -> None:
         """Run this WebSocket: as the socket's transport, or first its upgrade handshake."""
@@ -256,7 +240,7 @@ class LeanSocket(DirectWriter):
         else:
             self.socket.connected = True
             self._carry()
-        self.sock.serve(self._on_frame, self._on_end, _spawn)
+        self.sock.serve(self._on_frame, self._on_end, in_background)
 
     def _carry(self) -> None:
         """From now on this WebSocket carries the socket's packets, queued ones first."""
@@ -295,15 +279,13 @@ class LeanSocket(DirectWriter):
     def _upgrade_overdue(self) -> None:
         if self.upgrade is not None and self.sock.reading:
             log.info("%s: WebSocket upgrade not completed in time", self.sid)
-            _spawn(self._abandon_upgrade(1000))
+            in_background(self._abandon_upgrade(1000))
 
     async def _abandon_upgrade(self, code: int | None) -> None:
         """The upgrade did not happen: the polling session goes on, this WebSocket closes."""
         self.upgrade = None
         self.socket.upgrading = False
-        self.sock.stop_reading()
-        self.registry.discard(self)
-        self.send_out()
+        self._let_go()
         if not self.sock.lost:
             await self.sock.close(code or 1000, "", 1.0)
 
@@ -343,31 +325,26 @@ class LeanSocket(DirectWriter):
 
     def release(self) -> None:
         """Flush what engine.io wrote last (its CLOSE packet) and close the WebSocket."""
-        self.sock.stop_reading()
-        self.registry.discard(self)
         self.socket.server.sockets.pop(self.socket.sid, None)
-        self.send_out()
+        self._let_go()
         if not self.sock.lost and not self.sock.close_sent:
-            _spawn(self.sock.close(1000, "", 2.0))
+            in_background(self.sock.close(1000, "", 2.0))
 
     async def going_away(self) -> None:
+        self._let_go()
+        await self.sock.close(1001, "Server shutting down", 2.0)
+
+    def _let_go(self) -> None:
+        """Read no more, leave the registry, write what is queued: the close comes next."""
         self.sock.stop_reading()
         self.registry.discard(self)
         self.send_out()
-        await self.sock.close(1001, "Server shutting down", 2.0)
 
 
 async def _lean_close(socket: Any, wait: bool = True, abort: bool = False,
                       reason: Any = None) -> None:
     """engine.io's `close` for a lean socket: then the WebSocket closes too."""
     await AsyncSocket.close(socket, wait=False, abort=abort, reason=reason)
-    lean = getattr(socket, DIRECT, None)
-    if isinstance(lean, LeanSocket):
+    lean: LeanSocket | None = getattr(socket, DIRECT, None)
+    if lean is not None:
         lean.release()
-
-
-def _spawn(coro: Any) -> asyncio.Task[Any]:
-    task = asyncio.ensure_future(coro)
-    _CUTTING.add(task)
-    task.add_done_callback(_CUTTING.discard)
-    return task
