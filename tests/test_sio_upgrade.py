@@ -95,33 +95,38 @@ class Polling:
                         return json.loads(pkt[len(f"43{ack_id}"):])[0]
 
 
-async def test_a_failed_upgrade_leaves_the_polling_session_working(server, http, tenant):
+async def start_upgrade(server, http, tenant, first_frame: str
+                        ) -> tuple[Polling, aiohttp.ClientWebSocketResponse]:
+    """A polling session, and a WebSocket opened to upgrade it with `first_frame` sent."""
     session = Polling(http, str(server.make_url("")).rstrip("/"))
     await session.open(tenant["api_key"])
     ws = await asyncio.wait_for(http.ws_connect(session.url("websocket")), TIMEOUT)
-    await ws.send_str("2not-a-probe")
-    assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).type is aiohttp.WSMsgType.CLOSE
+    await ws.send_str(first_frame)
+    return session, ws
+
+
+async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    return await asyncio.wait_for(ws.receive(), TIMEOUT)
+
+
+async def test_a_failed_upgrade_leaves_the_polling_session_working(server, http, tenant):
+    session, ws = await start_upgrade(server, http, tenant, "2not-a-probe")
+    assert (await next_frame(ws)).type is aiohttp.WSMsgType.CLOSE
     assert (await session.ack(1, "ping", {}))["status"] == "ok"
 
 
 async def test_a_stalled_upgrade_is_given_up_and_polling_goes_on(server, http, tenant):
-    session = Polling(http, str(server.make_url("")).rstrip("/"))
-    await session.open(tenant["api_key"])
-    ws = await asyncio.wait_for(http.ws_connect(session.url("websocket")), TIMEOUT)
-    await ws.send_str("2probe")
-    assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).data == "3probe"
+    session, ws = await start_upgrade(server, http, tenant, "2probe")
+    assert (await next_frame(ws)).data == "3probe"
     assert await session.get() == ["6"]  # polls get NOOPs while the upgrade is under way
     # no UPGRADE packet follows: after half engine.io's ping timeout the server gives up
-    assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).type is aiohttp.WSMsgType.CLOSE
+    assert (await next_frame(ws)).type is aiohttp.WSMsgType.CLOSE
     assert (await session.ack(1, "ping", {}))["status"] == "ok"
 
 
 async def test_a_second_upgrade_of_a_session_is_refused(server, http, tenant):
-    session = Polling(http, str(server.make_url("")).rstrip("/"))
-    await session.open(tenant["api_key"])
-    ws = await asyncio.wait_for(http.ws_connect(session.url("websocket")), TIMEOUT)
-    await ws.send_str("2probe")
-    assert (await asyncio.wait_for(ws.receive(), TIMEOUT)).data == "3probe"
+    session, ws = await start_upgrade(server, http, tenant, "2probe")
+    assert (await next_frame(ws)).data == "3probe"
     await ws.send_str("5")
     async with asyncio.timeout(TIMEOUT):
         async with http.get(session.url("websocket"), headers={
@@ -130,7 +135,7 @@ async def test_a_second_upgrade_of_a_session_is_refused(server, http, tenant):
             assert resp.status == 400
     await ws.send_str('421["ping",{}]')  # the first upgrade carries the session
     async with asyncio.timeout(TIMEOUT):
-        while not (frame := (await ws.receive()).data).startswith("431"):
+        while not (frame := (await next_frame(ws)).data).startswith("431"):
             assert frame in ("6", "2"), frame  # the NOOP that ended polling, a PING
     assert json.loads(frame[3:])[0]["status"] == "ok"
     await ws.close()
