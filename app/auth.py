@@ -17,6 +17,18 @@ from storage import Storage
 MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600
 _CLOCK_SKEW_SECONDS = 60
 
+# Credential kinds an action takes: each route declares one of these sets, and each
+# service method checks it again with `require`.
+PUBLIC: frozenset[str] = frozenset()
+ADMIN = frozenset({"admin"})
+CLIENT_KEY = frozenset({"client"})
+TENANT = frozenset({"client", "user"})
+_NEEDS = {
+    ADMIN: "This needs the admin key",
+    CLIENT_KEY: "This needs the client's API key",
+    TENANT: "This needs a client API key or user token",
+}
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -37,6 +49,11 @@ class Principal:
     @property
     def is_user(self) -> bool:
         return self.kind == "user"
+
+    def require(self, kinds: frozenset[str]) -> None:
+        """403 unless this credential is of one of `kinds`."""
+        if kinds and self.kind not in kinds:
+            raise errors.InsufficientPermissions(_NEEDS.get(kinds, "Insufficient permissions"))
 
     @property
     def rate_key(self) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from app import config
+from app.auth import Principal
 from app.services.clients import ClientService
 from storage import create_storage
 
@@ -64,7 +65,9 @@ async def _create_client(settings: config.Settings, name: str, description: str 
     storage = create_storage(settings.database_url)
     await storage.open()
     try:
-        client = await ClientService(storage, settings).create(name, description)
+        # whoever runs the command line on the server's data acts as its administrator
+        operator = Principal(kind="admin")
+        client = await ClientService(storage, settings).create(operator, name, description)
     finally:
         await storage.close()
     print(f"client id:    {client['id']}")

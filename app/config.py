@@ -6,7 +6,10 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from typing import Any
+
+from app.clientip import Network, parse_networks
 
 ENV_PREFIX = "CHATAPI_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -30,6 +33,8 @@ class Settings:
     # REST rate limit: a token bucket per credential.
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 200
+    # Peers whose `X-Forwarded-For` is believed (IPs or CIDRs, comma-separated).
+    trusted_proxies: str = ""
     # Raw WebSocket / Socket.IO limits.
     ws_compression: bool = False
     ws_max_frame_bytes: int = 64 * 1024
@@ -52,6 +57,10 @@ class Settings:
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     def demo_url(self, room_id: str, key: str) -> str:
         base = self.public_url or f"http://localhost:{self.port}"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from app.config import Settings
+from app.ratelimit import RateLimiter
 from app.services import Services
 from storage import Storage
 
@@ -17,3 +18,4 @@ SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 SERVICES = web.AppKey("services", Services)
 HUB: web.AppKey[Hub] = web.AppKey("hub", Any)  # type: ignore[arg-type]
+LIMITER = web.AppKey("limiter", RateLimiter)  # type: ignore[type-abstract]  # REST and handshakes

@@ -15,7 +15,7 @@ import compat.http
 import compat.rest
 from app import openapi, ops, realtime
 from app.config import Settings
-from app.keys import SERVICES, SETTINGS, STORAGE
+from app.keys import LIMITER, SERVICES, SETTINGS, STORAGE
 from app.ratelimit import MemoryRateLimiter, RateLimiter
 from app.services import Services
 from storage import Storage, StorageUnavailable, create_storage
@@ -35,11 +35,12 @@ def create_app(
     """Build the app. `storage` may be passed ready (tests); `announce` prints first-start info."""
     limiter = create_limiter(settings)
     app = web.Application(
-        middlewares=compat.http.middlewares(settings, limiter=limiter),
+        middlewares=compat.http.middlewares(),
         client_max_size=settings.max_body_bytes,
     )
     store = storage or create_storage(settings.database_url)
     app[SETTINGS] = settings
+    app[LIMITER] = limiter
     app[STORAGE] = store
     app[SERVICES] = Services.build(store, settings)
     app.cleanup_ctx.append(_storage_ctx(announce or _print))

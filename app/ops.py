@@ -56,9 +56,9 @@ async def metrics(_: Call) -> web.Response:
 
 ROUTES = [
     Route("GET", "/healthz", healthz, "The process is up", "operations", auth=PUBLIC,
-          response=schemas.StatusOut),
+          limited=False, response=schemas.StatusOut),
     Route("GET", "/readyz", readyz, "Storage (and real-time backend) reachable",
-          "operations", auth=PUBLIC, response=schemas.StatusOut),
+          "operations", auth=PUBLIC, limited=False, response=schemas.StatusOut),
     Route("GET", "/metrics", metrics, "Prometheus metrics", "operations", auth=PUBLIC,
           raw_type="text/plain"),
 ]

@@ -20,18 +20,20 @@ from aiohttp import web
 from marshmallow import Schema
 
 from app import errors, schemas
-from app.auth import Principal, authenticate
+from app.auth import ADMIN, CLIENT_KEY, PUBLIC, TENANT, Principal, authenticate
+from app.clientip import client_ip
 from app.config import Settings
-from app.keys import SERVICES, SETTINGS, STORAGE
+from app.keys import LIMITER, SERVICES, SETTINGS, STORAGE
 from app.metrics import HTTP_REQUESTS
-from app.ratelimit import Decision, MemoryRateLimiter, RateLimiter
+from app.ratelimit import Decision
 from app.services import Services
 from app.timeutil import now_ts
 from storage import StorageUnavailable
 
 log = logging.getLogger("chatapi.http")
 
-PUBLIC, ADMIN, TENANT = "public", "admin", "tenant"
+__all__ = ["ADMIN", "CLIENT_KEY", "PUBLIC", "TENANT"]
+
 ANONYMOUS = Principal(kind="anonymous")
 BODY_READ_TIMEOUT_SECONDS = 30.0
 CORS_ALLOW_HEADERS = ("X-API-Key", "Authorization", "Content-Type")
@@ -78,7 +80,8 @@ class Route:
     handler: Handler
     summary: str
     tag: str
-    auth: str = TENANT
+    auth: frozenset[str] = TENANT  # the credential kinds it takes; PUBLIC: none needed
+    limited: bool = True  # counted against the caller's rate limit
     body: type[Schema] | None = None
     query: type[Schema] = schemas.EmptyQuery
     response: type[Schema] | None = None  # None: `{message, status}` (or a raw response)
@@ -94,6 +97,8 @@ class Route:
 
 
 ROUTES = web.AppKey("routes", list)
+# Paths that count their own traffic (SPEC §4-5): the WebSocket handshakes.
+SELF_LIMITED_PREFIXES = ("/ws/", "/socket.io/")
 
 
 # -- registration --------------------------------------------------------------------------
@@ -115,8 +120,11 @@ def _both_paths(path: str) -> list[str]:
 
 
 def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The route's handler behind its own authorization: whatever middleware ran or was
+    skipped, no handler runs for a caller without a credential of the route's kinds."""
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        call = await _parse(route, request)
+        principal = await _authorize(route, request)
+        call = await _parse(route, request, principal)
         result = await route.handler(call)
         if isinstance(result, web.StreamResponse):
             return result
@@ -126,14 +134,14 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
     return endpoint
 
 
-async def _parse(route: Route, request: web.Request) -> Call:
+async def _parse(route: Route, request: web.Request, principal: Principal) -> Call:
     settings = request.app[SETTINGS]
     path = schemas.load(schemas.PathIds, dict(request.match_info), settings) \
         if route.path_params else {}
     query = schemas.load(route.query, query_dict(request), settings)
     body = schemas.load(route.body, await read_json(request, settings), settings) \
         if route.body is not None else {}
-    return Call(request, request.get(PRINCIPAL, ANONYMOUS), path, query, body)
+    return Call(request, principal, path, query, body)
 
 
 def query_dict(request: web.Request) -> dict[str, str]:
@@ -243,11 +251,10 @@ def _from_http(exc: web.HTTPException) -> errors.ApiError:
 
 # -- middlewares ---------------------------------------------------------------------------
 
-def middlewares(settings: Settings, limiter: RateLimiter | None = None) -> list:
-    """Outermost first: the error envelope (plus metrics and rate headers), then access."""
-    limiter = limiter or MemoryRateLimiter(settings.rate_limit_per_second,
-                                           settings.rate_limit_burst)
-    return [_envelope_middleware, _access_middleware(limiter)]
+def middlewares() -> list:
+    """Outermost first: the error envelope (plus metrics and rate headers), then the rate
+    limit of requests that no route counts itself (static files, unknown paths)."""
+    return [_envelope_middleware, _unrouted_limit_middleware]
 
 
 @web.middleware
@@ -282,41 +289,56 @@ async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:
         return error_response(errors.InternalError())
 
 
-def _access_middleware(limiter: RateLimiter) -> Any:
-    @web.middleware
-    async def access(request: web.Request, handler: Any) -> web.StreamResponse:
-        if _is_realtime(request):
-            return await handler(request)
-        route: Route | None = getattr(request.match_info.handler, "route", None)
-        ip_key = f"ip:{request.remote}"
-        principal = None
-        if route is not None and route.auth != PUBLIC:
-            try:
-                principal = await _principal(request, route)
-            except errors.ApiError:
-                await _charge(request, limiter, ip_key)  # failed guesses cost the caller's IP
-                raise
-        await _charge(request, limiter, principal.rate_key if principal else ip_key)
-        if principal is not None:
-            request[PRINCIPAL] = principal
-        return await handler(request)
-
-    return access
+@web.middleware
+async def _unrouted_limit_middleware(request: web.Request, handler: Any
+                                     ) -> web.StreamResponse:
+    """Routes charge their caller themselves (`_authorize`); the WebSocket handshakes have
+    their own limits. Which one a request is, only the matched resource decides."""
+    if getattr(request.match_info.handler, "route", None) is None \
+            and not _self_limited(request):
+        await _charge(request, _ip_key(request))
+    return await handler(request)
 
 
-async def _charge(request: web.Request, limiter: RateLimiter, key: str) -> None:
-    decision = await limiter.take(key)
+def _self_limited(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical.startswith(SELF_LIMITED_PREFIXES)
+
+
+async def _authorize(route: Route, request: web.Request) -> Principal:
+    """Who the caller is (only the credential says), charged to its bucket; 401 without a
+    valid credential, 403 with one of another kind than the route takes."""
+    if route.auth == PUBLIC:
+        if route.limited:
+            await _charge(request, _ip_key(request))
+        return ANONYMOUS
+    settings = request.app[SETTINGS]
+    try:
+        principal = await authenticate(request.app[STORAGE], settings.admin_key,
+                                       credential(request))
+    except errors.ApiError:
+        await _charge(request, _ip_key(request))  # failed guesses cost the caller's IP
+        raise
+    await _charge(request, principal.rate_key)
+    principal.require(route.auth)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+def _ip_key(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"),
+                   settings.trusted_proxy_networks)
+    return f"ip:{ip}"
+
+
+async def _charge(request: web.Request, key: str) -> None:
+    decision = await request.app[LIMITER].take(key)
     request[RATE] = decision
     if not decision.allowed:
         raise errors.RateLimitExceeded(
             f"Too many requests; retry in {decision.headers()['Retry-After']} s",
             headers={"Retry-After": decision.headers()["Retry-After"]})
-
-
-def _is_realtime(request: web.Request) -> bool:
-    """WebSocket and Socket.IO traffic has its own limits (SPEC §4-5)."""
-    return (request.headers.get("Upgrade", "").lower() == "websocket"
-            or request.path.startswith("/socket.io"))
 
 
 def credential(request: web.Request) -> str | None:
@@ -326,14 +348,6 @@ def credential(request: web.Request) -> str | None:
         return key
     scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
-
-
-async def _principal(request: web.Request, route: Route) -> Principal:
-    settings = request.app[SETTINGS]
-    principal = await authenticate(request.app[STORAGE], settings.admin_key, credential(request))
-    if route.auth == ADMIN and principal.kind != "admin":
-        raise errors.InsufficientPermissions("This needs the admin key")
-    return principal
 
 
 # -- CORS ----------------------------------------------------------------------------------

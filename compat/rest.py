@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from app import schemas as s
-from compat.http import ADMIN, Call, Result, Route, add_routes
+from compat.http import ADMIN, CLIENT_KEY, Call, Result, Route, add_routes
 from storage import MessageQuery, NotificationQuery, RoomQuery
 
 API = "/api/v1"
@@ -19,21 +19,23 @@ API = "/api/v1"
 # -- clients and tokens --------------------------------------------------------------------
 
 async def create_client(call: Call) -> Result:
-    client = await call.services.clients.create(call.body["name"], call.body.get("description"))
+    client = await call.services.clients.create(
+        call.principal, call.body["name"], call.body.get("description"))
     return Result(client, status=201)
 
 
 async def list_clients(call: Call) -> Result:
-    items, total = await call.services.clients.list(call.query["skip"], call.query["limit"])
+    items, total = await call.services.clients.list(
+        call.principal, call.query["skip"], call.query["limit"])
     return Result(items, total=total)
 
 
 async def get_client(call: Call) -> Result:
-    return Result(await call.services.clients.get(call.path["client_id"]))
+    return Result(await call.services.clients.get(call.principal, call.path["client_id"]))
 
 
 async def delete_client(call: Call) -> Result:
-    await call.services.clients.delete(call.path["client_id"])
+    await call.services.clients.delete(call.principal, call.path["client_id"])
     return Result(message="Client deleted")
 
 
@@ -180,33 +182,33 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/clients", list_clients, "List clients", "clients", auth=ADMIN,
           query=s.PageQuery, response=s.ClientOut, many=True),
     Route("GET", f"{API}/clients/me", get_me, "The calling client (client key)", "clients",
-          response=s.ClientOut),
+          auth=CLIENT_KEY, response=s.ClientOut),
     Route("POST", f"{API}/clients/me/rotate-key", rotate_key,
           "New API key; the old one stops working at once", "clients",
-          response=s.ClientSecretsOut),
+          auth=CLIENT_KEY, response=s.ClientSecretsOut),
     Route("POST", f"{API}/clients/me/rotate-token-secret", rotate_token_secret,
           "New token secret; user tokens signed with the old one stop working", "clients",
-          response=s.ClientSecretsOut),
+          auth=CLIENT_KEY, response=s.ClientSecretsOut),
     Route("GET", f"{API}/clients/{{client_id}}", get_client, "Get a client", "clients",
           auth=ADMIN, response=s.ClientOut),
     Route("DELETE", f"{API}/clients/{{client_id}}", delete_client,
           "Delete a client and all its data", "clients", auth=ADMIN),
     Route("POST", f"{API}/tokens", create_token, "Mint a user token (client key)", "tokens",
-          body=s.TokenCreate, response=s.TokenOut, status=201),
+          auth=CLIENT_KEY, body=s.TokenCreate, response=s.TokenOut, status=201),
     Route("POST", f"{API}/rooms", create_room, "Create a room", "rooms",
-          body=s.RoomCreate, response=s.RoomOut, status=201),
+          auth=CLIENT_KEY, body=s.RoomCreate, response=s.RoomOut, status=201),
     Route("GET", f"{API}/rooms", list_rooms, "List rooms", "rooms",
           query=s.RoomListQuery, response=s.RoomOut, many=True,
           description="With a user token: public rooms plus the private rooms the user is in."),
     Route("GET", ROOM, get_room, "Get a room", "rooms", response=s.RoomOut),
     Route("PUT", ROOM, update_room, "Update a room", "rooms",
-          body=s.RoomUpdate, response=s.RoomOut),
+          auth=CLIENT_KEY, body=s.RoomUpdate, response=s.RoomOut),
     Route("DELETE", ROOM, delete_room, "Delete a room with its messages and participants",
-          "rooms"),
+          "rooms", auth=CLIENT_KEY),
     Route("POST", f"{ROOM}/deactivate", deactivate_room, "Deactivate a room", "rooms",
-          response=s.RoomOut),
+          auth=CLIENT_KEY, response=s.RoomOut),
     Route("POST", f"{ROOM}/activate", activate_room, "Activate a room", "rooms",
-          response=s.RoomOut),
+          auth=CLIENT_KEY, response=s.RoomOut),
     Route("POST", f"{ROOM}/join", join_room, "Add a participant", "participants",
           body=s.JoinRoom, response=s.ParticipantOut, status=201),
     Route("POST", f"{ROOM}/leave", leave_room, "Remove a participant", "participants",
@@ -230,7 +232,8 @@ ROUTES: list[Route] = [
     Route("POST", f"{MESSAGE}/restore", restore_message, "Restore a deleted message",
           "messages", response=s.MessageOut),
     Route("POST", f"{API}/notifications", create_notification, "Send a notification",
-          "notifications", body=s.NotificationCreate, response=s.NotificationOut, status=201),
+          "notifications", auth=CLIENT_KEY, body=s.NotificationCreate,
+          response=s.NotificationOut, status=201),
     Route("GET", f"{API}/notifications", list_notifications, "List notifications",
           "notifications", query=s.NotificationListQuery, response=s.NotificationOut,
           many=True),

@@ -33,8 +33,14 @@ class ClientService:
         self.storage = storage
         self.settings = settings
 
-    async def create(self, name: str, description: str | None = None) -> dict[str, Any]:
-        """Create a client; the result carries `api_key` and `token_secret`, shown only now."""
+    async def create(self, principal: Principal, name: str, description: str | None = None
+                     ) -> dict[str, Any]:
+        """Create a client (admin key); the result carries `api_key` and `token_secret`,
+        shown only now."""
+        principal.require(auth.ADMIN)
+        return await self._create(name, description)
+
+    async def _create(self, name: str, description: str | None) -> dict[str, Any]:
         api_key = auth.new_api_key()
         record = {
             "id": str(uuid.uuid4()),
@@ -48,28 +54,35 @@ class ClientService:
         stored = await self.storage.create_client(record)
         return {**public_client(stored), "api_key": api_key, "token_secret": record["token_secret"]}
 
-    async def list(self, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    async def list(self, principal: Principal, skip: int, limit: int
+                   ) -> tuple[list[dict[str, Any]], int]:
+        principal.require(auth.ADMIN)
         items, total = await self.storage.list_clients(skip, limit)
         return [public_client(c) for c in items], total
 
-    async def get(self, client_id: str) -> dict[str, Any]:
+    async def get(self, principal: Principal, client_id: str) -> dict[str, Any]:
+        principal.require(auth.ADMIN)
+        return await self._get(client_id)
+
+    async def _get(self, client_id: str) -> dict[str, Any]:
         client = await self.storage.get_client(client_id)
         if client is None:
             raise errors.ClientNotFound()
         return public_client(client)
 
-    async def delete(self, client_id: str) -> None:
+    async def delete(self, principal: Principal, client_id: str) -> None:
+        principal.require(auth.ADMIN)
         if not await self.storage.delete_client(client_id):
             raise errors.ClientNotFound()
 
     async def me(self, principal: Principal) -> dict[str, Any]:
         """The caller's own client (client API key only)."""
-        _require_client_key(principal)
-        return await self.get(principal.client_id)
+        principal.require(auth.CLIENT_KEY)
+        return await self._get(principal.client_id)
 
     async def issue_token(self, principal: Principal, fields: dict[str, Any]) -> dict[str, Any]:
         """Mint a user token with the caller's token secret: `{token, user_id, expires_at}`."""
-        _require_client_key(principal)
+        principal.require(auth.CLIENT_KEY)
         assert principal.client is not None
         token, exp = auth.mint_token(
             principal.client, fields["user_id"], fields.get("user_name"),
@@ -79,7 +92,7 @@ class ClientService:
 
     async def rotate_key(self, principal: Principal) -> dict[str, Any]:
         """A new API key for the caller's client; the old one stops working at once."""
-        _require_client_key(principal)
+        principal.require(auth.CLIENT_KEY)
         api_key = auth.new_api_key()
         updated = await self.storage.update_client(
             principal.client_id, {"api_key_hash": auth.hash_key(api_key)})
@@ -89,7 +102,7 @@ class ClientService:
 
     async def rotate_token_secret(self, principal: Principal) -> dict[str, Any]:
         """A new token secret: every user token signed with the old one stops working."""
-        _require_client_key(principal)
+        principal.require(auth.CLIENT_KEY)
         secret = auth.new_token_secret()
         updated = await self.storage.update_client(principal.client_id, {"token_secret": secret})
         if updated is None:
@@ -100,7 +113,7 @@ class ClientService:
         """Empty database, no admin key: create a `default` client and a public `general` room."""
         if self.settings.admin_key or await self.storage.count_clients() > 0:
             return None
-        client = await self.create("default", "Created on first start")
+        client = await self._create("default", "Created on first start")
         now = now_ts()
         room = await self.storage.create_room({
             "id": str(uuid.uuid4()), "client_id": client["id"], "name": "general",
@@ -109,7 +122,3 @@ class ClientService:
         })
         return Bootstrap(client=client, api_key=client["api_key"], room=room)
 
-
-def _require_client_key(principal: Principal) -> None:
-    if principal.kind != "client":
-        raise errors.InsufficientPermissions("This needs the client's API key")

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from app import errors
-from app.auth import Principal
+from app.auth import CLIENT_KEY, Principal
 from app.events import Realtime
 from app.timeutil import now_ts
 from storage import RecordNotFound, RoomQuery, Storage
@@ -20,8 +20,7 @@ CLOSE_ROOM_ACCESS_DENIED = 4003
 
 def require_client_key(principal: Principal) -> None:
     """Tenant administration (rooms, tokens, notifications) needs the client's API key."""
-    if principal.kind != "client":
-        raise errors.InsufficientPermissions("This needs the client's API key")
+    principal.require(CLIENT_KEY)
 
 
 def require_same_user(principal: Principal, user_id: str | None) -> None:
