@@ -54,6 +54,12 @@ class Settings:
     max_meta_depth: int = 8
     max_body_bytes: int = 256 * 1024
 
+    def __post_init__(self) -> None:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}TRUSTED_PROXIES: {exc}") from None
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
