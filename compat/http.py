@@ -162,17 +162,10 @@ async def read_json(request: web.Request, settings: Settings) -> Any:
             raw = await request.read()
     except TimeoutError:
         raise errors.ApiError("Timed out reading the request body") from None
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (ValueError, RecursionError):
-        raise errors.InvalidJson("Request body is not valid JSON (UTF-8)") from None
+    data = schemas.parse_json(raw, settings)
     if not isinstance(data, dict):
         raise errors.InvalidJson("Request body must be a JSON object")
     return data
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _too_large(settings: Settings) -> errors.ApiError:

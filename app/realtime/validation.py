@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+from engineio import json as engineio_json
 from marshmallow import ValidationError
 
 from app import errors, schemas
@@ -77,3 +80,28 @@ def message(data: dict[str, Any], settings: Settings, user_id: str) -> dict[str,
     if fields.get("sender_id", user_id) != user_id:
         raise errors.InsufficientPermissions("sender_id must be the connected user")
     return fields
+
+
+class TooDeep(str):
+    """What a Socket.IO payload too deep to parse becomes: not an object, so the event's
+    handler answers with a VALIDATION_ERROR ack (and a CONNECT with it has no token)."""
+
+
+_EVENT_NAME = re.compile(r'\[\s*("(?:[^"\\]|\\.){0,200}")\s*,')
+
+
+class PacketJson:
+    """engine.io's JSON (integers of at most 100 digits) for Socket.IO packets, except that
+    input nested too deep for the parser keeps its event name and gets an error ack instead
+    of a RecursionError and no answer."""
+
+    dumps = staticmethod(engineio_json.dumps)
+
+    @staticmethod
+    def loads(text: str, **kwargs: Any) -> Any:
+        try:
+            return engineio_json.loads(text, **kwargs)
+        except RecursionError:
+            marker = TooDeep("JSON nested too deeply")
+            name = _EVENT_NAME.match(text)
+            return [json.loads(name.group(1)), marker] if name else marker
