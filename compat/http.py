@@ -215,6 +215,21 @@ def error_response(exc: errors.ApiError) -> web.Response:
     return json_response(payload, exc.status, dict(exc.headers))
 
 
+def parser_error_response(status: int) -> web.Response:
+    """The envelope for what aiohttp answers outside every middleware: requests its parser
+    rejects (request line, headers, sizes) and failures before a handler runs. The
+    connection is closed, as aiohttp does."""
+    if status >= 500:
+        exc: errors.ApiError = errors.InternalError()
+    elif status == 413:
+        exc = errors.PayloadTooLarge()
+    else:
+        exc = errors.ApiError("Malformed HTTP request")
+    response = error_response(exc)
+    response.force_close()
+    return response
+
+
 _HTTP_ERRORS: dict[int, type[errors.ApiError]] = {
     401: errors.InvalidCredentials, 403: errors.InsufficientPermissions,
     404: errors.ResourceNotFound, 405: errors.MethodNotAllowed, 413: errors.PayloadTooLarge,
