@@ -195,18 +195,19 @@ def _qint(low: int, high: int, **kwargs: Any) -> fields.Integer:
 # -- loading -------------------------------------------------------------------------------
 
 def parse_json(text: str | bytes, limits: Settings, what: str = "Request body") -> Any:
-    """JSON from a client: INVALID_JSON (400) when it is not UTF-8 JSON; VALIDATION_ERROR
-    (422) when nested deeper than `max_json_depth` (or too deep for the parser itself) or
+    """JSON from a client: INVALID_JSON (400) when it is not UTF-8 JSON or too deep for the
+    parser itself; VALIDATION_ERROR (422) when nested deeper than `max_json_depth` or
     holding an integer beyond 64 bits."""
     try:
         data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text,
                           parse_constant=_no_constants)
         check_nesting(data, limits.max_json_depth)
     except RecursionError:
-        raise _invalid_body(what, f"Nested deeper than {limits.max_json_depth} levels.") \
-            from None
+        raise errors.InvalidJson(f"{what} is nested too deeply to parse") from None
     except ValidationError as exc:
-        raise _invalid_body(what, str(exc.messages[0])) from None
+        message = str(exc.messages[0])
+        raise errors.ValidationFailed(f"{what}: {message}",
+                                      errors=[{"field": "body", "message": message}]) from None
     except ValueError:
         raise errors.InvalidJson(f"{what} is not valid JSON (UTF-8)") from None
     return data
@@ -214,11 +215,6 @@ def parse_json(text: str | bytes, limits: Settings, what: str = "Request body") 
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
-
-
-def _invalid_body(what: str, message: str) -> errors.ApiError:
-    return errors.ValidationFailed(f"{what}: {message}",
-                                   errors=[{"field": "body", "message": message}])
 
 
 @lru_cache(maxsize=256)

@@ -68,10 +68,17 @@ async def test_meta_at_the_depth_limit_is_accepted(api):
     assert status == 201, body
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000, "{\"a\":" * 30_000 + "1" + "}" * 30_000])
-async def test_a_body_too_deep_for_the_parser_is_a_validation_error(api, room, text):
-    status, body = await raw_body(api, "POST", "/rooms", text)
-    assert_error(status, body, 422, "VALIDATION_ERROR")
+@pytest.mark.parametrize(("text", "status", "code"), [
+    (json.dumps({"name": "x", "meta": nested(40)}),
+     422, "VALIDATION_ERROR"),  # parsed, deeper than max_json_depth
+    ("[" * 100_000, 400, "INVALID_JSON"),  # too deep for the parser itself
+    ("{\"a\":" * 30_000 + "1" + "}" * 30_000, 400, "INVALID_JSON"),
+], ids=["over-max-json-depth", "unterminated", "too-deep-to-parse"])
+async def test_bodies_too_deep_get_documented_errors(api, room, text, status, code):
+    answer, body = await raw_body(api, "POST", "/rooms", text)
+    assert_error(answer, body, status, code)
+    _, body = await api.call("GET", "/rooms")
+    assert [r["id"] for r in body["data"]] == [room["id"]]
 
 
 @pytest.mark.parametrize("claims", [
@@ -121,19 +128,23 @@ async def test_big_integers_are_validation_errors(api, room, method, path, paylo
 
 # -- raw WebSocket -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("frame", [
-    json.dumps({"type": "message", "data": {"content": "x", "meta": nested(400)}}),
-    json.dumps({"type": "message", "data": {"content": "x", "meta": {"n": 2**63}}}),
-    json.dumps({"type": "mark_read", "data": {"seq": 2**63}}),
-    json.dumps({"type": "mark_read", "data": {"seq": 10**300}}),
-    '{"type": "ping", "data": ' + "[" * 30_000 + "]" * 30_000 + "}",
-    "[" * 60_000,
-], ids=lambda f: f[:40])
-async def test_raw_websocket_hostile_frames_get_a_validation_error(server, http, api, room, frame):
+@pytest.mark.parametrize(("frame", "code"), [
+    (json.dumps({"type": "message", "data": {"content": "x", "meta": nested(400)}}),
+     "VALIDATION_ERROR"),
+    (json.dumps({"type": "message", "data": {"content": "x", "meta": {"n": 2**63}}}),
+     "VALIDATION_ERROR"),
+    (json.dumps({"type": "mark_read", "data": {"seq": 2**63}}), "VALIDATION_ERROR"),
+    (json.dumps({"type": "mark_read", "data": {"seq": 10**300}}), "VALIDATION_ERROR"),
+    ('{"type": "ping", "data": ' + "[" * 30_000 + "]" * 30_000 + "}", "INVALID_JSON"),
+    ("[" * 60_000, "INVALID_JSON"),
+], ids=["meta-400", "meta-big-int", "seq-2**63", "seq-300-digits", "too-deep-to-parse",
+        "unterminated"])
+async def test_raw_websocket_hostile_frames_get_an_error_event(server, http, api, room, frame,
+                                                               code):
     client = await connect(http, server, room["id"], api.key, user_id="h")
     await asyncio.wait_for(client.ws.send_str(frame), TIMEOUT)
     error = await client.next("error")
-    assert error["data"]["code"] == "VALIDATION_ERROR", error
+    assert error["data"]["code"] == code, error
     await client.send("ping")
     await client.next("pong")  # still open
     await client.close()
