@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from marshmallow import ValidationError
 
-from app import errors
+from app import errors, schemas
 from storage import Storage
 
 MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600
@@ -135,7 +136,7 @@ async def _authenticate_token(storage: Storage, token: str) -> Principal:
         kind="user",
         client=client,
         user_id=claims["sub"],
-        user_name=claims.get("name") if isinstance(claims.get("name"), str) else None,
+        user_name=claims.get("name"),
         rooms=tuple(rooms) if isinstance(rooms, list) else None,
     )
 
@@ -146,14 +147,30 @@ def _verify_token(token: str, secret: str) -> dict[str, Any]:
                             options={"require": ["sub", "exp"]})
     except jwt.ExpiredSignatureError:
         raise errors.TokenExpired() from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, OverflowError):
         raise errors.InvalidCredentials("Invalid token") from None
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise errors.InvalidCredentials("Token `sub` must be a non-empty string")
-    if claims["exp"] - time.time() > MAX_TOKEN_TTL_SECONDS + _CLOCK_SKEW_SECONDS:
-        raise errors.InvalidCredentials("Token lifetime exceeds 30 days")
+    _check_exp(claims["exp"])
+    _check_identity(claims)
     rooms = claims.get("rooms")
     if rooms is not None and not (
             isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)):
         raise errors.InvalidCredentials("Token `rooms` must be a list of room ids")
     return claims
+
+
+def _check_exp(exp: Any) -> None:
+    """A JSON number of seconds (PyJWT also takes digit strings), at most 30 days ahead."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise errors.InvalidCredentials("Token `exp` must be a number")
+    if exp > time.time() + MAX_TOKEN_TTL_SECONDS + _CLOCK_SKEW_SECONDS:  # no int→float
+        raise errors.InvalidCredentials("Token lifetime exceeds 30 days")
+
+
+def _check_identity(claims: dict[str, Any]) -> None:
+    """`sub` and `name` follow the REST rules for user ids and names."""
+    try:
+        schemas.check_user_id(claims["sub"])
+        if claims.get("name") is not None:
+            schemas.check_user_name(claims["name"])
+    except ValidationError:
+        raise errors.InvalidCredentials("Token `sub` or `name` is not a valid user") from None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from app import config
+from app import config, logscrub
 from app.auth import Principal
 from app.services.clients import ClientService
 from storage import create_storage
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logscrub.install()
     if args.command == "create-client":
         return asyncio.run(_create_client(settings, args.name, args.description))
     return _serve(settings)

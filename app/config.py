@@ -53,6 +53,10 @@ class Settings:
     max_meta_bytes: int = 16 * 1024
     max_meta_depth: int = 8
     max_body_bytes: int = 256 * 1024
+    # Input
+    # Levels of objects/arrays in any JSON a client sends (REST body, WebSocket frame,
+    # Socket.IO event); deeper input is a validation error, never a RecursionError.
+    max_json_depth: int = 32
 
     def __post_init__(self) -> None:
         try:

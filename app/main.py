@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 import compat.http
 import compat.rest
@@ -23,6 +23,9 @@ from storage import Storage, StorageUnavailable, create_storage
 log = logging.getLogger("chatapi")
 
 STATIC_DIR = Path(str(resources.files("static")))
+STATIC_FILES = frozenset(
+    path.relative_to(STATIC_DIR).as_posix() for path in STATIC_DIR.rglob("*")
+    if path.is_file() and "__pycache__" not in path.parts)
 STORAGE_RETRY_FIRST_SECONDS = 0.5
 STORAGE_RETRY_CAP_SECONDS = 10.0
 
@@ -33,6 +36,7 @@ def create_app(
     announce: Callable[[str], None] | None = None,
 ) -> web.Application:
     """Build the app. `storage` may be passed ready (tests); `announce` prints first-start info."""
+    _envelope_parser_errors()
     limiter = create_limiter(settings)
     app = web.Application(
         middlewares=compat.http.middlewares(),
@@ -134,4 +138,32 @@ def _add_static_routes(app: web.Application) -> None:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.router.add_get("/static/{name:.+}", _static_file)
+
+
+async def _static_file(request: web.Request) -> web.FileResponse:
+    """A file shipped in `static/`; anything else is a 404 raised here, so it gets the error
+    envelope (aiohttp's static route answers a missing file with an empty 404 of its own).
+    Names are looked up in the list of shipped files, so no path reaches the filesystem."""
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC_DIR / name)
+
+
+def _envelope_parser_errors() -> None:
+    """aiohttp answers a request its parser rejects from `RequestHandler.handle_error`,
+    outside the app and its middlewares, in text/plain, and offers no hook for it; the
+    wrapper keeps aiohttp's logging and connection handling and answers in the envelope."""
+    original = web_protocol.RequestHandler.handle_error
+    if getattr(original, "chatapi_envelope", False):
+        return
+
+    def handle_error(self: web_protocol.RequestHandler, request: web.BaseRequest,
+                     status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        original(self, request, status, exc, message)  # logs; raises if a response began
+        return compat.http.parser_error_response(status)
+
+    handle_error.chatapi_envelope = True  # type: ignore[attr-defined]
+    web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]

@@ -21,6 +21,9 @@ from app.timeutil import format_ts, parse_ts
 
 MAX_SKIP = 1_000_000
 MAX_SEQ = 2**62  # fits every backend's 64-bit integers
+MAX_STORED_INT = 2**63 - 1  # BSON and SQLite integers are signed 64-bit
+MAX_USER_ID_LENGTH = 128
+MAX_USER_NAME_LENGTH = 200
 MAX_TTL_SECONDS = 30 * 24 * 3600
 MESSAGE_TYPE_RE = r"^[a-z][a-z0-9_]{0,31}$"
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -61,18 +64,47 @@ class Text(fields.String):
         return text
 
 
-class UserId(fields.String):
-    """1-128 printable characters without whitespace."""
+def check_user_id(value: Any) -> str:
+    """The one user id rule (REST fields, token `sub`, socket identities): 1-128 printable
+    characters without whitespace; NBSP, bidi overrides and lone surrogates are refused."""
+    if not isinstance(value, str):
+        raise ValidationError("Not a valid string.")
+    if not 1 <= len(value) <= MAX_USER_ID_LENGTH:
+        raise ValidationError(f"Length must be between 1 and {MAX_USER_ID_LENGTH}.")
+    check_text(value)
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValidationError("Must be printable characters without spaces.")
+    return value
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(validate=validate.Length(min=1, max=128), **kwargs)
+
+def check_user_name(value: Any) -> str:
+    """The one user name rule: text (see `check_text`) of at most 200 characters."""
+    if not isinstance(value, str):
+        raise ValidationError("Not a valid string.")
+    if len(value) > MAX_USER_NAME_LENGTH:
+        raise ValidationError(f"Longer than maximum length {MAX_USER_NAME_LENGTH}.")
+    check_text(value)
+    return value
+
+
+class UserId(fields.String):
+    """1-128 printable characters without whitespace (`check_user_id`)."""
+
+    def __init__(self, **kwargs: Any) -> None:  # the validator documents the bounds
+        super().__init__(validate=validate.Length(min=1, max=MAX_USER_ID_LENGTH), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        check_text(text)
-        if not text.isprintable() or any(ch.isspace() for ch in text):
-            raise ValidationError("Must be printable characters without spaces.")
-        return text
+        return check_user_id(super()._deserialize(value, attr, data, **kwargs))
+
+
+class UserName(fields.String):
+    """At most 200 characters of text (`check_user_name`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(max=MAX_USER_NAME_LENGTH), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return check_user_name(super()._deserialize(value, attr, data, **kwargs))
 
 
 class UUIDStr(fields.String):
@@ -124,8 +156,7 @@ class Meta(fields.Dict):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
         result = super()._deserialize(value, attr, data, **kwargs)
         limits: Settings = getattr(self.root, "limits", None) or Settings()
-        if _depth(result) > limits.max_meta_depth:
-            raise ValidationError(f"Nested deeper than {limits.max_meta_depth} levels.")
+        check_nesting(result, limits.max_meta_depth)
         try:
             size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
         except (UnicodeEncodeError, ValueError):
@@ -135,12 +166,22 @@ class Meta(fields.Dict):
         return result
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def check_nesting(value: Any, max_depth: int) -> None:
+    """At most `max_depth` levels of objects and arrays, integers that fit storage.
+
+    Iterative, and it stops at the first level too deep: hostile input nested thousands
+    of levels must not reach a recursive walk (RecursionError) first."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise ValidationError(f"Nested deeper than {max_depth} levels.")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, int) and not isinstance(item, bool) \
+                and not -MAX_STORED_INT - 1 <= item <= MAX_STORED_INT:
+            raise ValidationError("Integers must fit in 64 bits.")
 
 
 def _int(low: int, high: int, **kwargs: Any) -> fields.Integer:
@@ -152,6 +193,29 @@ def _qint(low: int, high: int, **kwargs: Any) -> fields.Integer:
 
 
 # -- loading -------------------------------------------------------------------------------
+
+def parse_json(text: str | bytes, limits: Settings, what: str = "Request body") -> Any:
+    """JSON from a client: INVALID_JSON (400) when it is not UTF-8 JSON or too deep for the
+    parser itself; VALIDATION_ERROR (422) when nested deeper than `max_json_depth` or
+    holding an integer beyond 64 bits."""
+    try:
+        data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text,
+                          parse_constant=_no_constants)
+        check_nesting(data, limits.max_json_depth)
+    except RecursionError:
+        raise errors.InvalidJson(f"{what} is nested too deeply to parse") from None
+    except ValidationError as exc:
+        message = str(exc.messages[0])
+        raise errors.ValidationFailed(f"{what}: {message}",
+                                      errors=[{"field": "body", "message": message}]) from None
+    except ValueError:
+        raise errors.InvalidJson(f"{what} is not valid JSON (UTF-8)") from None
+    return data
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
 
 @lru_cache(maxsize=256)
 def _instance(schema: type[Schema], limits: Settings) -> Schema:
@@ -243,7 +307,7 @@ class ClientCreate(Schema):
 
 class TokenCreate(Schema):
     user_id = UserId(required=True)
-    user_name = Text(max_length=200, allow_none=True)
+    user_name = UserName(allow_none=True)
     ttl_seconds = _int(1, MAX_TTL_SECONDS, load_default=86400)
     rooms = fields.List(UUIDStr(), validate=validate.Length(max=1000), allow_none=True)
 
@@ -264,7 +328,7 @@ class RoomUpdate(Schema):
 
 class JoinRoom(Schema):
     user_id = UserId(metadata={"description": "Required with a client key"})
-    user_name = Text(max_length=200, allow_none=True)
+    user_name = UserName(allow_none=True)
     meta = Meta()
 
 

@@ -170,17 +170,10 @@ async def read_json(request: web.Request, settings: Settings) -> Any:
             raw = await request.read()
     except TimeoutError:
         raise errors.ApiError("Timed out reading the request body") from None
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (ValueError, RecursionError):
-        raise errors.InvalidJson("Request body is not valid JSON (UTF-8)") from None
+    data = schemas.parse_json(raw, settings)
     if not isinstance(data, dict):
         raise errors.InvalidJson("Request body must be a JSON object")
     return data
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _too_large(settings: Settings) -> errors.ApiError:
@@ -228,6 +221,21 @@ def error_response(exc: errors.ApiError) -> web.Response:
     if exc.details:
         payload["details"] = exc.details
     return json_response(payload, exc.status, dict(exc.headers))
+
+
+def parser_error_response(status: int) -> web.Response:
+    """The envelope for what aiohttp answers outside every middleware: requests its parser
+    rejects (request line, headers, sizes) and failures before a handler runs. The
+    connection is closed, as aiohttp does."""
+    if status >= 500:
+        exc: errors.ApiError = errors.InternalError()
+    elif status == 413:
+        exc = errors.PayloadTooLarge()
+    else:
+        exc = errors.ApiError("Malformed HTTP request")
+    response = error_response(exc)
+    response.force_close()
+    return response
 
 
 _HTTP_ERRORS: dict[int, type[errors.ApiError]] = {

@@ -11,14 +11,14 @@ single write path. Fan-out reaches this socket through the room manager
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from app import errors, metrics
+from app import errors, metrics, schemas
+from app.config import Settings
 from app.keys import HUB, SERVICES, SETTINGS
 from app.realtime import actions, validation
 from app.realtime.admission import RATE_LIMITED, Admitted, Identity, Refusal, admit, identify
@@ -156,12 +156,9 @@ async def _drain(inflight: list[asyncio.Task[None]]) -> None:
         inflight.clear()
 
 
-def _parse(raw: str) -> tuple[str, dict[str, Any]]:
+def _parse(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
     """`{"type": …, "data": {…}}` or an ApiError with the documented code."""
-    try:
-        frame = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise errors.InvalidJson("Frame is not valid JSON") from None
+    frame = schemas.parse_json(raw, settings, "Frame")
     if not isinstance(frame, dict):
         raise errors.InvalidJson("Frame must be a JSON object")
     event = frame.get("type")
@@ -184,7 +181,7 @@ async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: 
     inflight = conn.inflight
     data: Any = None
     try:
-        event, data = _parse(raw)
+        event, data = _parse(raw, hub.settings)
         if event == "message":
             await _pipeline(hub, conn, member, data, inflight)
             return

@@ -34,6 +34,8 @@ class Packet(socketio.packet.Packet):  # type: ignore[misc]
     online users, up to thousands of ids per join. Here a list or dict of scalars is
     cleared in one pass without calls; anything else is checked as before."""
 
+    json = validation.PacketJson
+
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
         if isinstance(data, bytes | bytearray):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from engineio import json as engineio_json
+from marshmallow import ValidationError
+
 from app import errors, schemas
 from app.config import Settings
-
-_USER_ID = re.compile(r"^[\x21-\x7e\u00a0-\U0010ffff]{1,128}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def invalid(field: str, message: str) -> errors.ApiError:
@@ -18,29 +18,27 @@ def invalid(field: str, message: str) -> errors.ApiError:
                                    errors=[{"field": field, "message": message}])
 
 
-def check_text(field: str, value: Any, max_length: int, required: bool = True) -> str | None:
-    """A string without control characters (except \\n and \\t), at most `max_length` long."""
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise invalid(field, "Not a valid string.")
-    if _CONTROL.search(value):
-        raise invalid(field, "Control characters are not allowed.")
-    if _SURROGATE.search(value):
-        raise invalid(field, "Not valid UTF-8.")
-    if len(value) > max_length:
-        raise invalid(field, f"Longer than maximum length {max_length}.")
-    return value
-
-
 def user_id(value: Any) -> str:
-    if not isinstance(value, str) or not _USER_ID.match(value):
-        raise invalid("user_id", "1-128 printable characters without spaces.")
-    return value
+    """The REST user id rule (`schemas.check_user_id`), as an ApiError."""
+    try:
+        return schemas.check_user_id(value)
+    except ValidationError as exc:
+        raise invalid("user_id", _message(exc)) from None
 
 
 def user_name(value: Any) -> str | None:
-    return check_text("user_name", value, 200, required=False)
+    """The REST user name rule (`schemas.check_user_name`); None stays None."""
+    if value is None:
+        return None
+    try:
+        return schemas.check_user_name(value)
+    except ValidationError as exc:
+        raise invalid("user_name", _message(exc)) from None
+
+
+def _message(exc: ValidationError) -> str:
+    messages = exc.messages
+    return messages[0] if isinstance(messages, list) and messages else str(messages)
 
 
 def room_ref(data: dict[str, Any]) -> str:
@@ -82,3 +80,28 @@ def message(data: dict[str, Any], settings: Settings, user_id: str) -> dict[str,
     if fields.get("sender_id", user_id) != user_id:
         raise errors.InsufficientPermissions("sender_id must be the connected user")
     return fields
+
+
+class TooDeep(str):
+    """What a Socket.IO payload too deep to parse becomes: not an object, so the event's
+    handler answers with a VALIDATION_ERROR ack (and a CONNECT with it has no token)."""
+
+
+_EVENT_NAME = re.compile(r'\[\s*("(?:[^"\\]|\\.){0,200}")\s*,')
+
+
+class PacketJson:
+    """engine.io's JSON (integers of at most 100 digits) for Socket.IO packets, except that
+    input nested too deep for the parser keeps its event name and gets an error ack instead
+    of a RecursionError and no answer."""
+
+    dumps = staticmethod(engineio_json.dumps)
+
+    @staticmethod
+    def loads(text: str, **kwargs: Any) -> Any:
+        try:
+            return engineio_json.loads(text, **kwargs)
+        except RecursionError:
+            marker = TooDeep("JSON nested too deeply")
+            name = _EVENT_NAME.match(text)
+            return [json.loads(name.group(1)), marker] if name else marker
