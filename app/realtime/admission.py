@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+import jwt
+
 from app import auth, errors
 from app.auth import Principal
 from app.realtime import validation
@@ -51,6 +53,7 @@ class Identity:
     principal: Principal
     user_id: str
     user_name: str
+    expires_at: float | None = None  # when a user token stops being accepted (epoch seconds)
 
     @property
     def client_id(self) -> str:
@@ -69,7 +72,8 @@ async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = 
     if principal.client is None:  # the admin key manages clients; it has no rooms
         raise Refusal(UNAUTHORIZED, "Unauthorized: use a client API key or user token")
     if principal.is_user:
-        return _token_identity(principal, user_id, user_name)
+        identity = _token_identity(principal, user_id, user_name)
+        return replace(identity, expires_at=_token_expiry(token))
     try:
         uid = validation.user_id(user_id) if user_id not in (None, "") else _anonymous()
         name = validation.user_name(user_name if user_name != "" else None) or uid
@@ -102,6 +106,16 @@ def _token_identity(principal: Principal, user_id: Any, user_name: Any) -> Ident
     if user_name not in (None, "") and user_name != name:
         raise Refusal(ACCESS_DENIED, "Room access denied: user_name does not match the token")
     return Identity(principal, principal.user_id, name)
+
+
+def _token_expiry(token: str) -> float | None:
+    """When `auth.authenticate` starts refusing this (already verified) token: its `exp`
+    plus the clock skew it allows. Open sockets on it are closed then."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        return float(exp) + auth._CLOCK_SKEW_SECONDS
+    except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _anonymous() -> str:
