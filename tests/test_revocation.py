@@ -269,3 +269,54 @@ async def test_expired_token_closes_its_sockets_with_4001_without_a_task_each(
     assert contents(sio_events.items) == []
     assert hub.expiries == [] or all(sid not in hub.raw for _, sid in hub.expiries)
     await on_key.close()
+
+
+class HeldLookup:
+    """The next API key lookup reads the stored client, then waits until released: a
+    socket whose key was checked just before a rotation, registering just after it."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.original = storage.get_client_by_key_hash
+        self.looked_up = asyncio.Event()
+        self.release = asyncio.Event()
+        storage.get_client_by_key_hash = self._held
+
+    async def _held(self, key_hash: str) -> Any:
+        self.storage.get_client_by_key_hash = self.original  # only this once
+        client = await self.original(key_hash)
+        self.looked_up.set()
+        await self.release.wait()
+        return client
+
+    async def rotate_meanwhile(self, api: Api) -> str:
+        """Rotate the key once the held lookup has read the client; the new key."""
+        await asyncio.wait_for(self.looked_up.wait(), TIMEOUT)
+        status, body = await api.call("POST", "/clients/me/rotate-key")
+        assert status == 200, body
+        self.release.set()
+        return str(body["data"]["api_key"])
+
+
+async def test_a_key_checked_before_a_rotation_is_not_let_in_after_it(
+        server, http, api, tenant, room):
+    storage = server.app[HUB].storage
+    held = HeldLookup(storage)
+    opening = asyncio.ensure_future(
+        connect(http, server, room["id"], tenant["api_key"], user_id="late", status=False))
+    new_key = await held.rotate_meanwhile(api)
+    code, seen = await close_code_and_events(await asyncio.wait_for(opening, TIMEOUT))
+    assert code == 4001 and contents(seen) == []
+
+    held = HeldLookup(storage)
+    client = socketio.AsyncClient(reconnection=False)
+    errors: asyncio.Queue = asyncio.Queue()
+    client.on("connect_error", errors.put_nowait)
+    opening = asyncio.ensure_future(asyncio.wait_for(client.connect(
+        str(server.make_url("")), auth={"token": new_key, "user_id": "late"},
+        transports=["websocket"]), TIMEOUT))
+    await held.rotate_meanwhile(api.as_key(new_key))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await opening
+    error = await asyncio.wait_for(errors.get(), TIMEOUT)
+    assert error["code"] == 4001 and "revoked" in error["detail"]

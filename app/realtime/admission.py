@@ -6,6 +6,7 @@ things for the same reasons.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -54,6 +55,7 @@ class Identity:
     user_id: str
     user_name: str
     expires_at: float | None = None  # when a user token stops being accepted (epoch seconds)
+    checked_at: float | None = None  # loop time just before the credential was looked up
 
     @property
     def client_id(self) -> str:
@@ -63,6 +65,13 @@ class Identity:
 async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = None,
                    user_name: Any = None) -> Identity:
     """Resolve the credential and the user it acts as (SPEC §2), or raise a Refusal."""
+    checked_at = asyncio.get_running_loop().time()
+    identity = await _identify(storage, admin_key, token, user_id, user_name)
+    return replace(identity, checked_at=checked_at)
+
+
+async def _identify(storage: Storage, admin_key: str, token: Any, user_id: Any,
+                    user_name: Any) -> Identity:
     if not isinstance(token, str) or not token:
         raise Refusal(UNAUTHORIZED)
     try:

@@ -55,13 +55,13 @@ class FastLocalEmit(AsyncManager):
         if hub is None or callback is not None or room is None or not isinstance(data, dict):
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, **kwargs)
+        if event in CONTROL_EVENTS:  # even with no member here: the hub remembers it
+            hub.on_control(event, list(self.get_participants(namespace, room)), room, data)
+            return None
         if namespace not in self.rooms:
             return None
         started = time.perf_counter()
         members = self.get_participants(namespace, room)
-        if event in CONTROL_EVENTS:
-            hub.on_control(event, list(members), room, data)
-            return None
         skip = _skip_set(skip_sid)
         raw_count, sio_count = self._fan_out(hub, event, data, members, skip, room)
         if raw_count:

@@ -50,6 +50,9 @@ log = logging.getLogger("chatapi.realtime")
 
 RAW = "websocket"
 SIO = "socketio"
+# How long a node remembers that a credential was revoked, for connections whose credential
+# was checked before the revocation but that register after it (admission takes far less).
+REVOCATION_MEMORY_SECONDS = 60.0
 
 
 def user_room(client_id: str, user_id: str) -> str:
@@ -99,6 +102,7 @@ class Hub:
         self.shutting_down = False
         self.clock: Callable[[], float] = time.time  # what token expiry is checked against
         self.expiries: list[tuple[float, str]] = []  # heap: (token expiry, sid)
+        self.revoked_at: dict[str, float] = {}  # credential room -> loop time of revocation
         self._liveness: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -201,6 +205,13 @@ class Hub:
         if identity.expires_at is not None:
             heapq.heappush(self.expiries, (identity.expires_at, sid))
 
+    def credential_revoked(self, identity: Identity) -> bool:
+        """Revoked after this connection's credential was checked (while it was admitted)."""
+        room = credential_room(identity.client_id, credential_kind(identity))
+        revoked = self.revoked_at.get(room)
+        return (revoked is not None and identity.checked_at is not None
+                and revoked >= identity.checked_at)
+
     def exit_credential_room(self, sid: str, identity: Identity) -> None:
         room = credential_room(identity.client_id, credential_kind(identity))
         self.manager.basic_leave_room(sid, NAMESPACE, room)
@@ -254,6 +265,8 @@ class Hub:
         conn.buffer = []
         self.raw[conn.sid] = conn
         self.enter_credential_room(conn.sid, conn.sid, identity)
+        if self.credential_revoked(identity):  # attached as usual, so detached as usual
+            self._cut_raw(conn, UNAUTHORIZED, "Unauthorized: credential revoked")
         self.count_in(identity, RAW)
         await self.enter_user_room(conn.sid, conn.sid, identity)
         await self.enter(conn.sid, conn.sid, identity, conn.room_id, admitted.meta)
@@ -287,6 +300,9 @@ class Hub:
             for sid, eio_sid in members:
                 self._drop_from_room(sid, eio_sid, str(room), code, reason)
         elif event == REVOKE:
+            now = asyncio.get_running_loop().time()
+            for credential in room if isinstance(room, list) else [room]:
+                self.revoked_at[credential] = now
             for sid, eio_sid in members:
                 self._revoke(sid, eio_sid, code, reason)
         elif event == REMOVE_MEMBER:
@@ -357,11 +373,18 @@ class Hub:
             self.expiries = [e for e in heap if e[1] in self.raw or e[1] in self.sio_sessions]
             heapq.heapify(self.expiries)
 
+    def _forget_revocations(self, now: float) -> None:
+        if self.revoked_at:
+            horizon = now - REVOCATION_MEMORY_SECONDS
+            self.revoked_at = {r: t for r, t in self.revoked_at.items() if t > horizon}
+
     def _eio_sid(self, sid: str) -> str:
         return self.manager.eio_sid_from_sid(sid, NAMESPACE) or ""
 
     # -- Socket.IO connections ----------------------------------------------------------------
     async def sio_connect(self, sid: str, identity: Identity) -> None:
+        if self.credential_revoked(identity):
+            raise Refusal(UNAUTHORIZED, "Unauthorized: credential revoked")
         self.check_quota(identity)
         settings = self.settings
         self.sio_sessions[sid] = SioSession(
@@ -482,6 +505,7 @@ class Hub:
                     conn.check_slow(now)
                 self._ping_slot(now, turn % slots, slots)
                 self.expire_tokens()
+                self._forget_revocations(now)
             except Exception:
                 log.exception("liveness pass failed")
 
