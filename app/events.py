@@ -25,6 +25,14 @@ class Realtime(Protocol):
     async def close_room(self, room_id: str, code: int, reason: str) -> None:
         """Close every connection in the room (room deleted or deactivated)."""
 
+    async def revoke(self, client_id: str, credentials: tuple[str, ...], reason: str) -> None:
+        """Close (4001) every connection of this client that authenticated with one of these
+        credential kinds: "key" (the client API key), "tokens" (its user tokens)."""
+
+    async def remove_member(self, client_id: str, room_id: str, user_id: str, reason: str
+                            ) -> None:
+        """Drop every connection of this user from the room (4003): no longer a participant."""
+
     async def online_users(self, room_id: str) -> list[str]:
         """User ids with at least one live connection to the room, on any node."""
 
@@ -44,6 +52,13 @@ class NoRealtime:
         return 0, 0
 
     async def close_room(self, room_id: str, code: int, reason: str) -> None:
+        return None
+
+    async def revoke(self, client_id: str, credentials: tuple[str, ...], reason: str) -> None:
+        return None
+
+    async def remove_member(self, client_id: str, room_id: str, user_id: str, reason: str
+                            ) -> None:
         return None
 
     async def online_users(self, room_id: str) -> list[str]:

@@ -121,6 +121,8 @@ class Reader:
     async def _on_frame(self, msg: WSMessage) -> bool:
         """One frame; False when the session is over."""
         conn = self.conn
+        if conn.closing:  # the server closed it (revoked, room gone): later frames are void
+            return False
         if msg.type is WSMsgType.TEXT:
             if not conn.bucket.allow():
                 await self._close(RATE_LIMITED, "Rate limit exceeded")

@@ -6,10 +6,13 @@ things for the same reasons.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
+
+import jwt
 
 from app import auth, errors
 from app.auth import Principal
@@ -51,6 +54,8 @@ class Identity:
     principal: Principal
     user_id: str
     user_name: str
+    expires_at: float | None = None  # when a user token stops being accepted (epoch seconds)
+    checked_at: float | None = None  # loop time just before the credential was looked up
 
     @property
     def client_id(self) -> str:
@@ -60,6 +65,13 @@ class Identity:
 async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = None,
                    user_name: Any = None) -> Identity:
     """Resolve the credential and the user it acts as (SPEC §2), or raise a Refusal."""
+    checked_at = asyncio.get_running_loop().time()
+    identity = await _identify(storage, admin_key, token, user_id, user_name)
+    return replace(identity, checked_at=checked_at)
+
+
+async def _identify(storage: Storage, admin_key: str, token: Any, user_id: Any,
+                    user_name: Any) -> Identity:
     if not isinstance(token, str) or not token:
         raise Refusal(UNAUTHORIZED)
     try:
@@ -69,7 +81,8 @@ async def identify(storage: Storage, admin_key: str, token: Any, user_id: Any = 
     if principal.client is None:  # the admin key manages clients; it has no rooms
         raise Refusal(UNAUTHORIZED, "Unauthorized: use a client API key or user token")
     if principal.is_user:
-        return _token_identity(principal, user_id, user_name)
+        identity = _token_identity(principal, user_id, user_name)
+        return replace(identity, expires_at=_token_expiry(token))
     try:
         uid = validation.user_id(user_id) if user_id not in (None, "") else _anonymous()
         name = validation.user_name(user_name if user_name != "" else None) or uid
@@ -102,6 +115,16 @@ def _token_identity(principal: Principal, user_id: Any, user_name: Any) -> Ident
     if user_name not in (None, "") and user_name != name:
         raise Refusal(ACCESS_DENIED, "Room access denied: user_name does not match the token")
     return Identity(principal, principal.user_id, name)
+
+
+def _token_expiry(token: str) -> float | None:
+    """When `auth.authenticate` starts refusing this (already verified) token: its `exp`
+    plus the clock skew it allows. Open sockets on it are closed then."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        return float(exp) + auth._CLOCK_SKEW_SECONDS
+    except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _anonymous() -> str:

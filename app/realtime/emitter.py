@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from app.realtime.hub import Hub
 
 NAMESPACE = "/"
-CLOSE_ROOM = "chatapi:close_room"  # control event: close every member of the room
+# Control events: not delivered, but acted on by every node for its own members of `room`
+# (published through the manager's pub/sub like any event, so they reach every node).
+CLOSE_ROOM = "chatapi:close_room"  # close every member of the room (deleted, deactivated)
+REVOKE = "chatapi:revoke"  # close every member: its credential was revoked (credential rooms)
+REMOVE_MEMBER = "chatapi:remove_member"  # a user's room: drop its members from `room_id`
+CONTROL_EVENTS = frozenset({CLOSE_ROOM, REVOKE, REMOVE_MEMBER})
 SKIP_SENDER_EVENTS = frozenset({"typing"})  # never echoed to the acting user's connections
 
 _RAW_DELIVERED = metrics.EVENTS_DELIVERED.labels("websocket")
@@ -50,13 +55,13 @@ class FastLocalEmit(AsyncManager):
         if hub is None or callback is not None or room is None or not isinstance(data, dict):
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, **kwargs)
+        if event in CONTROL_EVENTS:  # even with no member here: the hub remembers it
+            hub.on_control(event, list(self.get_participants(namespace, room)), room, data)
+            return None
         if namespace not in self.rooms:
             return None
         started = time.perf_counter()
         members = self.get_participants(namespace, room)
-        if event == CLOSE_ROOM:
-            hub.members_closed(list(members), room, data)
-            return None
         skip = _skip_set(skip_sid)
         raw_count, sio_count = self._fan_out(hub, event, data, members, skip, room)
         if raw_count:

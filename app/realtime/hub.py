@@ -4,13 +4,22 @@ It implements `app.events.Realtime` for the domain services, keeps presence (fir
 connection per user per room), runs recovery, typing, the single liveness loop for raw
 sockets, and the graceful shutdown. Every event leaves through ONE `sio.emit(...)`, which the
 room manager turns into raw frames and Socket.IO packets (`app.realtime.emitter`).
+
+Revocation: every connection is also in the manager room of its credential (`cred:…`) and
+of its user (`user:…`). Rotating a key or token secret, deleting a client or removing a
+participant is one control event to those rooms; each node acts on it for its own members
+synchronously (`on_control`), so no later event reaches them. Token expiry is a heap the
+liveness loop checks: no task per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +28,15 @@ import socketio
 from app import metrics
 from app.config import Settings
 from app.realtime import sio_transport
-from app.realtime.admission import RATE_LIMITED, Admitted, Identity, Refusal
-from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, FastLocalEmit
+from app.realtime.admission import (
+    ACCESS_DENIED,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    Admitted,
+    Identity,
+    Refusal,
+)
+from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, REMOVE_MEMBER, REVOKE, FastLocalEmit
 from app.realtime.envelope import envelope
 from app.realtime.limits import TokenBucket
 from app.realtime.presence import Presence
@@ -34,11 +50,24 @@ log = logging.getLogger("chatapi.realtime")
 
 RAW = "websocket"
 SIO = "socketio"
+# How long a node remembers that a credential was revoked, for connections whose credential
+# was checked before the revocation but that register after it (admission takes far less).
+REVOCATION_MEMORY_SECONDS = 60.0
 
 
 def user_room(client_id: str, user_id: str) -> str:
     """The manager room holding every connection of one user (notifications)."""
     return f"user:{client_id}:{user_id}"
+
+
+def credential_room(client_id: str, kind: str) -> str:
+    """The manager room holding every connection that authenticated with this client's API
+    key (`kind` "key") or with one of its user tokens ("tokens"): revoking one closes them."""
+    return f"cred:{client_id}:{kind}"
+
+
+def credential_kind(identity: Identity) -> str:
+    return "tokens" if identity.principal.is_user else "key"
 
 
 @dataclass
@@ -71,6 +100,9 @@ class Hub:
                                       settings.slow_consumer_seconds)
         self.outbox = Outbox()
         self.shutting_down = False
+        self.clock: Callable[[], float] = time.time  # what token expiry is checked against
+        self.expiries: list[tuple[float, str]] = []  # heap: (token expiry, sid)
+        self.revoked_at: dict[str, float] = {}  # credential room -> loop time of revocation
         self._liveness: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -92,6 +124,15 @@ class Hub:
     async def close_room(self, room_id: str, code: int, reason: str) -> None:
         await self.emit(CLOSE_ROOM, {"code": code, "reason": reason, "room_id": room_id},
                         room_id)
+
+    async def revoke(self, client_id: str, credentials: tuple[str, ...], reason: str) -> None:
+        rooms = [credential_room(client_id, kind) for kind in credentials]
+        await self.emit(REVOKE, {"code": UNAUTHORIZED, "reason": reason}, rooms)
+
+    async def remove_member(self, client_id: str, room_id: str, user_id: str, reason: str
+                            ) -> None:
+        data = {"code": ACCESS_DENIED, "reason": reason, "room_id": room_id}
+        await self.emit(REMOVE_MEMBER, data, user_room(client_id, user_id))
 
     async def online_users(self, room_id: str) -> list[str]:
         return await self.presence.online_users(room_id)
@@ -156,6 +197,25 @@ class Hub:
         left = {"user_id": user_id, "user_name": user_name, "left_at": now_ts()}
         await self.emit("user_left", envelope("user_left", left, room_id), room_id)
 
+    def enter_credential_room(self, sid: str, eio_sid: str, identity: Identity) -> None:
+        """Synchronous, so no revocation can pass between registering and entering; a user
+        token's expiry is scheduled here too."""
+        room = credential_room(identity.client_id, credential_kind(identity))
+        self.manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=eio_sid)
+        if identity.expires_at is not None:
+            heapq.heappush(self.expiries, (identity.expires_at, sid))
+
+    def credential_revoked(self, identity: Identity) -> bool:
+        """Revoked after this connection's credential was checked (while it was admitted)."""
+        room = credential_room(identity.client_id, credential_kind(identity))
+        revoked = self.revoked_at.get(room)
+        return (revoked is not None and identity.checked_at is not None
+                and revoked >= identity.checked_at)
+
+    def exit_credential_room(self, sid: str, identity: Identity) -> None:
+        room = credential_room(identity.client_id, credential_kind(identity))
+        self.manager.basic_leave_room(sid, NAMESPACE, room)
+
     async def enter_user_room(self, sid: str, eio_sid: str, identity: Identity) -> None:
         room = user_room(identity.client_id, identity.user_id)
         self.manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=eio_sid)
@@ -204,6 +264,9 @@ class Hub:
         """Register, replay what was missed, say `connection_status`, then go live."""
         conn.buffer = []
         self.raw[conn.sid] = conn
+        self.enter_credential_room(conn.sid, conn.sid, identity)
+        if self.credential_revoked(identity):  # attached as usual, so detached as usual
+            self._cut_raw(conn, UNAUTHORIZED, "Unauthorized: credential revoked")
         self.count_in(identity, RAW)
         await self.enter_user_room(conn.sid, conn.sid, identity)
         await self.enter(conn.sid, conn.sid, identity, conn.room_id, admitted.meta)
@@ -223,29 +286,105 @@ class Hub:
         if self.raw.pop(conn.sid, None) is None:
             return
         conn.closing = True
+        self.exit_credential_room(conn.sid, identity)
         self.count_out(identity, RAW)
         await self.exit_user_room(conn.sid, identity)
         await self.exit(conn.sid, identity, conn.room_id, conn.typing)
 
-    def members_closed(self, members: list[tuple[str, str]], room_id: Any,
-                       data: dict[str, Any]) -> None:
-        """The room was deleted or deactivated: close raw members, drop Socket.IO ones."""
-        code, reason = int(data.get("code", 4002)), str(data.get("reason", ""))
+    # -- control events (every node acts on them for its own members) ----------------------
+    def on_control(self, event: str, members: list[tuple[str, str]], room: Any,
+                   data: dict[str, Any]) -> None:
+        """Synchronous: once this returns, no later event of the room reaches these members."""
+        code, reason = int(data.get("code", UNAUTHORIZED)), str(data.get("reason", ""))
+        if event == CLOSE_ROOM:
+            for sid, eio_sid in members:
+                self._drop_from_room(sid, eio_sid, str(room), code, reason)
+        elif event == REVOKE:
+            now = asyncio.get_running_loop().time()
+            for credential in room if isinstance(room, list) else [room]:
+                self.revoked_at[credential] = now
+            for sid, eio_sid in members:
+                self._revoke(sid, eio_sid, code, reason)
+        elif event == REMOVE_MEMBER:
+            self._members_removed(members, str(data.get("room_id")), code, reason)
+
+    def _members_removed(self, members: list[tuple[str, str]], room_id: str, code: int,
+                         reason: str) -> None:
+        """A user's connections (its user room) lose `room_id`; its other rooms stay."""
         for sid, eio_sid in members:
             conn = self.raw.get(eio_sid)
-            if conn is not None:
-                metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
-                conn.cut(code, reason, grace=CLOSE_GRACE_SECONDS)
-            elif sid in self.sio_sessions:
-                self.spawn(self._sio_room_closed(sid, str(room_id), code, reason))
+            if conn is None or conn.room_id == room_id:
+                self._drop_from_room(sid, eio_sid, room_id, code, reason)
+
+    def _drop_from_room(self, sid: str, eio_sid: str, room_id: str, code: int, reason: str
+                        ) -> None:
+        """A raw socket (one room) is closed; a Socket.IO one leaves the room, told why."""
+        conn = self.raw.get(eio_sid)
+        if conn is not None:
+            self._cut_raw(conn, code, reason)
+            return
+        session = self.sio_sessions.get(sid)
+        if session is not None and room_id in session.rooms:
+            self.manager.basic_leave_room(sid, NAMESPACE, room_id)  # deaf to it from now
+            self.spawn(self._sio_room_closed(sid, room_id, code, reason))
 
     async def _sio_room_closed(self, sid: str, room_id: str, code: int, reason: str) -> None:
         error = {"code": code, "message": reason, "room_id": room_id}
         await self.sio.emit("error", envelope("error", error, room_id), to=sid)
         await self.sio_leave(sid, room_id)
 
+    def _revoke(self, sid: str, eio_sid: str, code: int, reason: str) -> None:
+        """Close a connection whose credential no longer holds."""
+        conn = self.raw.get(eio_sid)
+        if conn is not None:
+            self._cut_raw(conn, code, reason)
+            return
+        session = self.sio_sessions.pop(sid, None)  # its events are refused from now
+        if session is None:
+            return
+        identity = session.identity
+        for room in (*session.rooms, user_room(identity.client_id, identity.user_id),
+                     credential_room(identity.client_id, credential_kind(identity))):
+            self.manager.basic_leave_room(sid, NAMESPACE, room)  # deaf from now
+        self.spawn(self._sio_revoked(sid, session, code, reason))
+
+    async def _sio_revoked(self, sid: str, session: SioSession, code: int, reason: str
+                           ) -> None:
+        error = envelope("error", Refusal(code, reason).as_error(), None)
+        await self.manager.emit("error", error, NAMESPACE, room=sid, ignore_queue=True)
+        await self._release_sio(sid, session)
+        await self.sio.disconnect(sid)
+
+    @staticmethod
+    def _cut_raw(conn: RawConnection, code: int, reason: str) -> None:
+        if not conn.closing:
+            metrics.REJECTED_CONNECTIONS.labels(str(code)).inc()
+            conn.cut(code, reason, grace=CLOSE_GRACE_SECONDS)
+
+    def expire_tokens(self) -> None:
+        """Close the connections whose user token has expired; called by the liveness loop."""
+        now, heap = self.clock(), self.expiries
+        while heap and heap[0][0] <= now:
+            _, sid = heapq.heappop(heap)
+            self._revoke(sid, sid if sid in self.raw else self._eio_sid(sid), UNAUTHORIZED,
+                         "Unauthorized: token expired")
+        live = len(self.raw) + len(self.sio_sessions)
+        if len(heap) > 2 * live + 1024:  # entries of connections closed before their expiry
+            self.expiries = [e for e in heap if e[1] in self.raw or e[1] in self.sio_sessions]
+            heapq.heapify(self.expiries)
+
+    def _forget_revocations(self, now: float) -> None:
+        if self.revoked_at:
+            horizon = now - REVOCATION_MEMORY_SECONDS
+            self.revoked_at = {r: t for r, t in self.revoked_at.items() if t > horizon}
+
+    def _eio_sid(self, sid: str) -> str:
+        return self.manager.eio_sid_from_sid(sid, NAMESPACE) or ""
+
     # -- Socket.IO connections ----------------------------------------------------------------
     async def sio_connect(self, sid: str, identity: Identity) -> None:
+        if self.credential_revoked(identity):
+            raise Refusal(UNAUTHORIZED, "Unauthorized: credential revoked")
         self.check_quota(identity)
         settings = self.settings
         self.sio_sessions[sid] = SioSession(
@@ -253,6 +392,7 @@ class Hub:
         self.sio_users[sid] = identity.user_id
         self.count_in(identity, SIO)
         eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        self.enter_credential_room(sid, eio_sid, identity)
         await self.enter_user_room(sid, eio_sid, identity)
 
     async def sio_join(self, sid: str, room_id: str, last_seq: int | None, admitted: Admitted
@@ -300,7 +440,12 @@ class Hub:
 
     async def sio_leave(self, sid: str, room_id: str) -> bool:
         session = self.sio_sessions.get(sid)
-        if session is None or room_id not in session.rooms:
+        if session is None:
+            return False
+        return await self._sio_exit(sid, session, room_id)
+
+    async def _sio_exit(self, sid: str, session: SioSession, room_id: str) -> bool:
+        if room_id not in session.rooms:
             return False
         session.rooms.discard(room_id)
         self.sio_buffers.pop((sid, room_id), None)
@@ -310,13 +455,16 @@ class Hub:
         return True
 
     async def sio_disconnect(self, sid: str) -> None:
-        session = self.sio_sessions.get(sid)
-        if session is None:
-            return
+        session = self.sio_sessions.pop(sid, None)
+        if session is not None:
+            await self._release_sio(sid, session)
+
+    async def _release_sio(self, sid: str, session: SioSession) -> None:
+        """Everything a Socket.IO session held, given back (its session is already gone)."""
         for room_id in list(session.rooms):
-            await self.sio_leave(sid, room_id)
+            await self._sio_exit(sid, session, room_id)
+        self.exit_credential_room(sid, session.identity)
         await self.exit_user_room(sid, session.identity)
-        del self.sio_sessions[sid]
         self.sio_users.pop(sid, None)
         self.count_out(session.identity, SIO)
 
@@ -341,7 +489,8 @@ class Hub:
             await check()
 
     async def _liveness_loop(self) -> None:
-        """ONE task for every raw socket: pings, drops the silent, cuts slow consumers."""
+        """ONE task for every raw socket: pings, drops the silent, cuts slow consumers; and
+        for every socket on a user token, closes it once the token has expired."""
         loop = asyncio.get_running_loop()
         beat = self.settings.heartbeat_seconds
         tick = max(0.05, min(beat, self.settings.slow_consumer_seconds) / 2)
@@ -355,6 +504,8 @@ class Hub:
                 for conn in list(self.raw.values()):
                     conn.check_slow(now)
                 self._ping_slot(now, turn % slots, slots)
+                self.expire_tokens()
+                self._forget_revocations(now)
             except Exception:
                 log.exception("liveness pass failed")
 

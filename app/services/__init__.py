@@ -28,7 +28,7 @@ class Services:
         hub = realtime or NoRealtime()
         rooms = RoomService(storage, hub)
         return cls(
-            clients=ClientService(storage, settings),
+            clients=ClientService(storage, settings, hub),
             rooms=rooms,
             messages=MessageService(storage, hub, rooms, settings),
             notifications=NotificationService(storage, hub, rooms),
@@ -36,5 +36,5 @@ class Services:
 
     def attach_realtime(self, realtime: Realtime) -> None:
         """Point every service at the real-time hub once it exists."""
-        for service in (self.rooms, self.messages, self.notifications):
+        for service in (self.clients, self.rooms, self.messages, self.notifications):
             service.realtime = realtime

@@ -10,10 +10,13 @@ from typing import Any
 from app import auth, errors
 from app.auth import Principal
 from app.config import Settings
+from app.events import NoRealtime, Realtime
 from app.timeutil import format_ts, now_ts
 from storage import Storage
 
 PUBLIC_CLIENT_FIELDS = ("id", "name", "description", "is_active", "created_at")
+KEY_SOCKETS = ("key",)
+TOKEN_SOCKETS = ("tokens",)
 
 
 def public_client(client: dict[str, Any]) -> dict[str, Any]:
@@ -29,9 +32,11 @@ class Bootstrap:
 
 
 class ClientService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
+    def __init__(self, storage: Storage, settings: Settings,
+                 realtime: Realtime | None = None) -> None:
         self.storage = storage
         self.settings = settings
+        self.realtime: Realtime = realtime or NoRealtime()
 
     async def create(self, principal: Principal, name: str, description: str | None = None
                      ) -> dict[str, Any]:
@@ -74,6 +79,8 @@ class ClientService:
         principal.require(auth.ADMIN)
         if not await self.storage.delete_client(client_id):
             raise errors.ClientNotFound()
+        await self.realtime.revoke(client_id, KEY_SOCKETS + TOKEN_SOCKETS,
+                                   "Unauthorized: client deleted")
 
     async def me(self, principal: Principal) -> dict[str, Any]:
         """The caller's own client (client API key only)."""
@@ -98,6 +105,8 @@ class ClientService:
             principal.client_id, {"api_key_hash": auth.hash_key(api_key)})
         if updated is None:
             raise errors.ClientNotFound()
+        await self.realtime.revoke(principal.client_id, KEY_SOCKETS,
+                                   "Unauthorized: API key rotated")
         return {**public_client(updated), "api_key": api_key}
 
     async def rotate_token_secret(self, principal: Principal) -> dict[str, Any]:
@@ -107,6 +116,8 @@ class ClientService:
         updated = await self.storage.update_client(principal.client_id, {"token_secret": secret})
         if updated is None:
             raise errors.ClientNotFound()
+        await self.realtime.revoke(principal.client_id, TOKEN_SOCKETS,
+                                   "Unauthorized: token secret rotated")
         return {**public_client(updated), "token_secret": secret}
 
     async def bootstrap(self) -> Bootstrap | None:

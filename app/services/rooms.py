@@ -148,9 +148,12 @@ class RoomService:
 
     async def leave(self, principal: Principal, room_id: str, user_id: str | None) -> None:
         user_id = acting_user_id(principal, user_id)
-        await self.find(principal, room_id)
+        room = await self.find(principal, room_id)
         if not await self.storage.remove_participant(room_id, user_id):
             raise errors.NotInRoom()
+        if room["is_private"]:  # a public room lets the same sockets straight back in
+            await self.realtime.remove_member(principal.client_id, room_id, user_id,
+                                              "Room access denied: removed from the room")
 
     async def participants(self, principal: Principal, room_id: str, skip: int, limit: int
                            ) -> tuple[list[dict], int]:
