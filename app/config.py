@@ -48,6 +48,17 @@ class Settings:
     max_meta_bytes: int = 16 * 1024
     max_meta_depth: int = 8
     max_body_bytes: int = 256 * 1024
+    # Limits
+    # REST bucket shared by all credentials of one tenant (0: 5x the per-credential one).
+    tenant_rate_limit_per_second: float = 0.0
+    tenant_rate_limit_burst: int = 0
+    # A recovery replay costs one rate-limit token per this many replayed messages.
+    recovery_messages_per_token: int = 50
+    # Sockets per Redis client (a node has three: rate limits, presence, pub/sub publish).
+    redis_max_connections: int = 32
+    # SQLite list/search queries: their own connections, each query cut off after this.
+    sqlite_read_connections: int = 2
+    sqlite_read_timeout_seconds: float = 2.0
 
     @property
     def cors_origin_list(self) -> list[str]:

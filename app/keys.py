@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from app.config import Settings
+from app.ratelimit import RateLimiter
 from app.services import Services
 from storage import Storage
 
@@ -16,4 +17,6 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 SERVICES = web.AppKey("services", Services)
+# One limiter for REST and the real-time handshakes (and recovery replays).
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", Any)  # type: ignore[arg-type]
 HUB: web.AppKey[Hub] = web.AppKey("hub", Any)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import compat.http
 import compat.rest
 from app import openapi, ops, realtime
 from app.config import Settings
-from app.keys import SERVICES, SETTINGS, STORAGE
+from app.keys import LIMITER, SERVICES, SETTINGS, STORAGE
 from app.ratelimit import MemoryRateLimiter, RateLimiter
 from app.services import Services
 from storage import Storage, StorageUnavailable, create_storage
@@ -40,6 +40,7 @@ def create_app(
     )
     store = storage or create_storage(settings.database_url)
     app[SETTINGS] = settings
+    app[LIMITER] = limiter
     app[STORAGE] = store
     app[SERVICES] = Services.build(store, settings)
     app.cleanup_ctx.append(_storage_ctx(announce or _print))
@@ -59,7 +60,8 @@ def create_limiter(settings: Settings) -> RateLimiter:
         from app.redis_ratelimit import RedisRateLimiter
 
         return RedisRateLimiter.from_url(settings.redis_url, settings.rate_limit_per_second,
-                                         settings.rate_limit_burst, settings.redis_prefix)
+                                         settings.rate_limit_burst, settings.redis_prefix,
+                                         settings.redis_max_connections)
     return MemoryRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
 

@@ -24,7 +24,7 @@ from app.auth import Principal, authenticate
 from app.config import Settings
 from app.keys import SERVICES, SETTINGS, STORAGE
 from app.metrics import HTTP_REQUESTS
-from app.ratelimit import Decision, MemoryRateLimiter, RateLimiter
+from app.ratelimit import Decision, MemoryRateLimiter, RateLimiter, tenant_key, tenant_limit
 from app.services import Services
 from app.timeutil import now_ts
 from storage import StorageUnavailable
@@ -297,6 +297,7 @@ def _access_middleware(limiter: RateLimiter) -> Any:
                 await _charge(request, limiter, ip_key)  # failed guesses cost the caller's IP
                 raise
         await _charge(request, limiter, principal.rate_key if principal else ip_key)
+        await _charge_tenant(request, limiter, principal)
         if principal is not None:
             request[PRINCIPAL] = principal
         return await handler(request)
@@ -310,6 +311,21 @@ async def _charge(request: web.Request, limiter: RateLimiter, key: str) -> None:
     if not decision.allowed:
         raise errors.RateLimitExceeded(
             f"Too many requests; retry in {decision.headers()['Retry-After']} s",
+            headers={"Retry-After": decision.headers()["Retry-After"]})
+
+
+async def _charge_tenant(request: web.Request, limiter: RateLimiter,
+                         principal: Principal | None) -> None:
+    """Every credential of a tenant also spends from one tenant bucket, so minting user
+    tokens (each with its own bucket) does not multiply the tenant's limit."""
+    key = tenant_key(principal)
+    if key is None:
+        return
+    decision = await limiter.take(key, limit=tenant_limit(request.app[SETTINGS]))
+    if not decision.allowed:
+        request[RATE] = decision
+        raise errors.RateLimitExceeded(
+            f"Too many requests for this tenant; retry in {decision.headers()['Retry-After']} s",
             headers={"Retry-After": decision.headers()["Retry-After"]})
 
 
