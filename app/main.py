@@ -38,7 +38,9 @@ def create_app(
         middlewares=compat.http.middlewares(settings, limiter=limiter),
         client_max_size=settings.max_body_bytes,
     )
-    store = storage or create_storage(settings.database_url)
+    store = storage or create_storage(
+        settings.database_url, read_connections=settings.sqlite_read_connections,
+        read_timeout=settings.sqlite_read_timeout_seconds)
     app[SETTINGS] = settings
     app[LIMITER] = limiter
     app[STORAGE] = store

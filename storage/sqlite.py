@@ -10,6 +10,12 @@ proxy, or `chatapi create-client`): a write waits up to BUSY_TIMEOUT_S for SQLit
 write lock, and since a message's seq is read and its row written by one statement under that
 lock, no seq is ever shared or skipped across processes.
 
+List and search queries (`list_*`) run on their own read-only connections, each in its
+own thread (`Readers`), so however slow one is, no write waits behind it; each is cut off
+after `read_timeout` seconds (`QueryTimeout`, a 503). Point lookups and writes share the
+main connection, in order. A `:memory:` database is private to one connection, so there
+every query runs on the main connection, without the time limit.
+
 Can't do: nodes on different machines (WAL needs the file on a local disk, not a network
 share), or more write throughput than one write lock allows. Use MongoDB for that.
 """
@@ -18,8 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiosqlite
@@ -29,6 +39,7 @@ from storage.base import (
     MessageQuery,
     NotificationQuery,
     Page,
+    QueryTimeout,
     Record,
     RecordNotFound,
     RoomQuery,
@@ -169,6 +180,9 @@ ROOM_ORDER = {
 }
 _NO_UPPER_BOUND = 2**62
 BUSY_TIMEOUT_S = 5.0  # wait this long for another process's write lock
+READ_CONNECTIONS = 2
+READ_TIMEOUT_S = 2.0
+PROGRESS_STEPS = 1000  # SQLite VM steps between two looks at a read's deadline
 
 # -- hot statements, kept constant so sqlite3's statement cache reuses them ------------------
 _ADD_MESSAGE = f"""
@@ -252,6 +266,54 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+class Readers:
+    """Read-only connections, one per worker thread, each query time-limited: SQLite calls
+    the progress handler every PROGRESS_STEPS steps and stops the query once it returns
+    true (past the deadline)."""
+
+    def __init__(self, path: str, count: int, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max(1, count), thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._fetch, sql, params)
+
+    def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        local = self._local
+        conn = getattr(local, "conn", None) or self._connect()
+        local.deadline = time.monotonic() + self.timeout
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            local.deadline = math.inf
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)  # closed by close(), elsewhere
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA query_only = ON")
+        conn.create_function("chat_lower", 1, _lower, deterministic=True)
+        local = self._local
+        local.deadline = math.inf
+        conn.set_progress_handler(lambda: time.monotonic() > local.deadline, PROGRESS_STEPS)
+        local.conn = conn
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._pool.shutdown)
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+
+
 def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[str, list[Any]]:
     check_changes(table, changes, allowed)
     assignments = ", ".join(f"{field} = ?" for field in changes)
@@ -261,26 +323,39 @@ def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[s
 class SQLiteStorage(Storage):
     """SQLite through one aiosqlite connection; processes on one machine may share the file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_connections: int = READ_CONNECTIONS,
+                 read_timeout: float = READ_TIMEOUT_S) -> None:
         self.path = path
+        self.read_connections = read_connections
+        self.read_timeout = read_timeout
         self._db: aiosqlite.Connection | None = None
+        self._readers: Readers | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStorage:
+    def from_url(cls, url: str, read_connections: int = READ_CONNECTIONS,
+                 read_timeout: float = READ_TIMEOUT_S) -> SQLiteStorage:
         """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `sqlite:///:memory:`."""
         prefix = "sqlite:///"
         if not url.lower().startswith(prefix) or len(url) == len(prefix):
             raise ValueError(f"bad SQLite URL {url!r} (use sqlite:///file.db or sqlite:///:memory:)")
-        return cls(url[len(prefix):])
+        return cls(url[len(prefix):], read_connections, read_timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
-    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        """Run one statement in one worker-thread hop; driver errors become storage errors."""
+    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = (),
+                     read: bool = False) -> list[Any]:
+        """Run one statement in one worker-thread hop; driver errors become storage errors.
+        `read`: a list/search query, for the read connections."""
         db = self._db
         if db is None:
             raise StorageUnavailable("SQLite storage is closed")
         try:
+            if read and self._readers is not None:
+                return await self._readers.fetch(sql, params)
             return await db.execute_fetchall(sql, params)  # type: ignore[return-value]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeout(f"query took over {self.read_timeout} s") from exc
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" in str(exc):
                 raise RecordNotFound(str(exc)) from exc
@@ -294,11 +369,13 @@ class SQLiteStorage(Storage):
         rows = await self._fetch(sql, params)
         return _decode(rows[0]) if rows else None
 
-    async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Record]:
-        return [_decode(row) for row in await self._fetch(sql, params)]
+    async def _many(self, sql: str, params: Sequence[Any] = (), read: bool = False
+                    ) -> list[Record]:
+        return [_decode(row) for row in await self._fetch(sql, params, read)]
 
-    async def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        rows = await self._fetch(sql, params)
+    async def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = (),
+                      read: bool = False) -> Any:
+        rows = await self._fetch(sql, params, read)
         return rows[0][0] if rows else None
 
     async def _insert(self, table: str, values: dict[str, Any]) -> None:
@@ -328,6 +405,8 @@ class SQLiteStorage(Storage):
                 await self._fetch(f"PRAGMA {pragma}")
             await db.create_function("chat_lower", 1, _lower, deterministic=True)
             await self._migrate()
+            if self.path != ":memory:" and self.read_connections > 0:
+                self._readers = Readers(self.path, self.read_connections, self.read_timeout)
         except BaseException:
             await self.close()
             raise
@@ -374,6 +453,9 @@ class SQLiteStorage(Storage):
         return pending
 
     async def close(self) -> None:
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            await readers.close()
         db, self._db = self._db, None
         if db is None:
             return
@@ -398,7 +480,7 @@ class SQLiteStorage(Storage):
 
     async def list_clients(self, skip: int, limit: int) -> Page:
         items = await self._many(
-            "SELECT * FROM clients ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, skip))
+            "SELECT * FROM clients ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, skip), True)
         return items, await self.count_clients()
 
     async def update_client(self, client_id: str, changes: Record) -> Record | None:
@@ -448,8 +530,9 @@ class SQLiteStorage(Storage):
         condition = " AND ".join(where)
         items = await self._many(
             f"SELECT * FROM rooms WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
-        total = await self._scalar(f"SELECT count(*) FROM rooms WHERE {condition}", params)
+            [*params, query.limit, query.skip], True)
+        total = await self._scalar(f"SELECT count(*) FROM rooms WHERE {condition}", params,
+                                   True)
         return items, total
 
     async def update_room(self, client_id: str, room_id: str, changes: Record) -> Record | None:
@@ -488,7 +571,7 @@ class SQLiteStorage(Storage):
     async def list_participants(self, room_id: str, skip: int, limit: int) -> Page:
         items = await self._many(
             "SELECT * FROM participants WHERE room_id = ? ORDER BY joined_at, user_id "
-            "LIMIT ? OFFSET ?", (room_id, limit, skip))
+            "LIMIT ? OFFSET ?", (room_id, limit, skip), True)
         total = await self._scalar(
             "SELECT participant_count FROM rooms WHERE id = ?", (room_id,))
         return items, total or 0
@@ -547,9 +630,10 @@ class SQLiteStorage(Storage):
         order = "ASC" if query.ascending else "DESC"
         items = await self._many(
             f"SELECT * FROM messages WHERE {condition} ORDER BY seq {order} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
+            [*params, query.limit, query.skip], True)
         if filtered:
-            total = await self._scalar(f"SELECT count(*) FROM messages WHERE {condition}", params)
+            total = await self._scalar(f"SELECT count(*) FROM messages WHERE {condition}",
+                                       params, True)
         else:
             total = await self._range_total(room_id, query)
         return items, total
@@ -560,7 +644,7 @@ class SQLiteStorage(Storage):
         high = _NO_UPPER_BOUND if query.before_seq is None else query.before_seq - 1
         total = await self._scalar(_RANGE_TOTAL, {
             "room_id": room_id, "lo": low, "hi": high,
-            "include_deleted": int(query.include_deleted)})
+            "include_deleted": int(query.include_deleted)}, True)
         return total or 0
 
     async def update_message(self, message_id: str, changes: Record) -> Record | None:
@@ -618,7 +702,7 @@ class SQLiteStorage(Storage):
         items = await self._many(
             f"SELECT * FROM notifications WHERE {condition} "
             "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
+            [*params, query.limit, query.skip], True)
         total = await self._scalar(
-            f"SELECT count(*) FROM notifications WHERE {condition}", params)
+            f"SELECT count(*) FROM notifications WHERE {condition}", params, True)
         return items, total
