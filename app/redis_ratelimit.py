@@ -62,7 +62,7 @@ class RedisRateLimiter:
     @classmethod
     def from_url(cls, url: str, rate_per_second: float, burst: int, prefix: str = "chatapi",
                  max_connections: int = MAX_CONNECTIONS) -> RedisRateLimiter:
-        return cls(connect(url, TIMEOUT_SECONDS, max_connections, name=prefix),
+        return cls(connect(url, TIMEOUT_SECONDS, max_connections, name=f"{prefix}:rl"),
                    rate_per_second, burst, prefix)
 
     async def take(self, key: str, cost: float = 1.0, limit: Limit | None = None

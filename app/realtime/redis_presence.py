@@ -247,7 +247,7 @@ class RedisPresence:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "chatapi", ttl: float = 30.0,
                  max_connections: int = MAX_CONNECTIONS) -> RedisPresence:
-        return cls(connect(url, max_connections=max_connections, name=prefix),
+        return cls(connect(url, max_connections=max_connections, name=f"{prefix}:presence"),
                    prefix=prefix, ttl=ttl)
 
     # -- keys ------------------------------------------------------------------------------
