@@ -36,7 +36,8 @@ class FastRedisManager(AsyncRedisManager, FastLocalEmit):
         # upstream's own client only carries the subscription: one connection
         super().__init__(url, channel=channel, redis_options={
             "socket_connect_timeout": TIMEOUT_SECONDS, "socket_timeout": TIMEOUT_SECONDS,
-            "retry": Retry(NoBackoff(), 1), "max_connections": 2, "client_name": channel})
+            "retry": Retry(NoBackoff(), 1), "max_connections": 2,
+            "client_name": f"{channel}:sub"})
         self._publisher = connect(url, TIMEOUT_SECONDS, max_connections, name=channel)
         self._skip_until = 0.0
         self._publishing = True
