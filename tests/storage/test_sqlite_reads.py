@@ -104,3 +104,26 @@ async def test_memory_database_keeps_one_connection(clock: Callable[[], str]) ->
         assert store._readers is None  # another connection would see another database
     finally:
         await store.close()
+
+
+async def test_search_calls_python_only_for_rows_that_may_match(
+        sqlite_file: SQLiteStorage, clock: Callable[[], str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same answers as lowering every row, without a Python call per row: a caseless
+    needle needs none, a cased one only for rows holding its longest caseless run."""
+    client = await add_client(sqlite_file, clock)
+    room = await add_room(sqlite_file, clock, client)
+    for i in range(30):
+        await send(sqlite_file, room, clock, content=f"filler {i}")
+    await send(sqlite_file, room, clock, content="MAÑANA 日本")
+    calls: list[Any] = []
+
+    def counted(value: Any) -> Any:
+        calls.append(value)
+        return value.lower() if isinstance(value, str) else value
+
+    monkeypatch.setattr(storage.sqlite, "_lower", counted)
+    for needle in ("日本", "mañana"):
+        items, total = await sqlite_file.list_messages(room["id"], MessageQuery(search=needle))
+        assert [m["content"] for m in items] == ["MAÑANA 日本"] and total == 1
+    assert set(calls) == {"MAÑANA 日本"}  # only the one row that holds "ana"
