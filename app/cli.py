@@ -16,6 +16,8 @@ from app.auth import Principal
 from app.services.clients import ClientService
 from storage import create_storage
 
+MIN_ADMIN_KEY_LENGTH = 24
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatapi", description="ChatAPI real-time chat server")
@@ -41,7 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logscrub.install()
     if args.command == "create-client":
         return asyncio.run(_create_client(settings, args.name, args.description))
+    weak = weak_admin_key(settings.admin_key)
+    if weak:
+        print(f"chatapi: {weak}", file=sys.stderr)
+        return 2
     return _serve(settings)
+
+
+def weak_admin_key(key: str) -> str | None:
+    """Why the admin key is too weak to serve with, or None. Empty means no admin key."""
+    if key and len(key) < MIN_ADMIN_KEY_LENGTH:
+        return (f"CHATAPI_ADMIN_KEY is {len(key)} characters; it must be at least "
+                f"{MIN_ADMIN_KEY_LENGTH} (try: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'), or leave it unset")
+    return None
 
 
 def _serve(settings: config.Settings) -> int:

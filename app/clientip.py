@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from aiohttp import web
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -45,3 +47,8 @@ def client_ip(peer: str | None, forwarded_for: str | None,
             return hop
         address = hop
     return address
+
+
+def request_ip(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """`client_ip` of an aiohttp request."""
+    return client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted)

@@ -58,6 +58,18 @@ class Settings:
     # Socket.IO event); deeper input is a validation error, never a RecursionError.
     max_json_depth: int = 32
 
+    # Limits
+    # REST bucket shared by all credentials of one tenant (0: 5x the per-credential one).
+    tenant_rate_limit_per_second: float = 0.0
+    tenant_rate_limit_burst: int = 0
+    # A recovery replay costs one rate-limit token per this many replayed messages.
+    recovery_messages_per_token: int = 50
+    # Sockets per Redis client (a node has three: rate limits, presence, pub/sub publish).
+    redis_max_connections: int = 32
+    # SQLite list/search queries: their own connections, each query cut off after this.
+    sqlite_read_connections: int = 2
+    sqlite_read_timeout_seconds: float = 2.0
+
     def __post_init__(self) -> None:
         try:
             parse_networks(self.trusted_proxies)

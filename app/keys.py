@@ -17,5 +17,7 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 SERVICES = web.AppKey("services", Services)
+# One limiter for REST and the real-time handshakes (and recovery replays).
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", Any)  # type: ignore[arg-type]
 HUB: web.AppKey[Hub] = web.AppKey("hub", Any)  # type: ignore[arg-type]
 LIMITER = web.AppKey("limiter", RateLimiter)  # type: ignore[type-abstract]  # REST and handshakes

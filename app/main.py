@@ -42,7 +42,9 @@ def create_app(
         middlewares=compat.http.middlewares(),
         client_max_size=settings.max_body_bytes,
     )
-    store = storage or create_storage(settings.database_url)
+    store = storage or create_storage(
+        settings.database_url, read_connections=settings.sqlite_read_connections,
+        read_timeout=settings.sqlite_read_timeout_seconds)
     app[SETTINGS] = settings
     app[LIMITER] = limiter
     app[STORAGE] = store
@@ -64,7 +66,8 @@ def create_limiter(settings: Settings) -> RateLimiter:
         from app.redis_ratelimit import RedisRateLimiter
 
         return RedisRateLimiter.from_url(settings.redis_url, settings.rate_limit_per_second,
-                                         settings.rate_limit_burst, settings.redis_prefix)
+                                         settings.rate_limit_burst, settings.redis_prefix,
+                                         settings.redis_max_connections)
     return MemoryRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
 

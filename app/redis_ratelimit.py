@@ -10,31 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.ratelimit import Decision, MemoryRateLimiter
-from app.realtime.redis_presence import connect
+from app.ratelimit import Decision, Limit, MemoryRateLimiter, decision, need_for
+from app.realtime.redis_presence import MAX_CONNECTIONS, connect
 
 log = logging.getLogger("chatapi.ratelimit")
 
 TIMEOUT_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 1.0
 
-# KEYS: bucket. ARGV: rate per second, burst. Returns allowed (0/1) and tokens left (text).
+# KEYS: bucket. ARGV: rate per second, burst, cost, need (what the bucket must hold).
+# Returns allowed (0/1) and tokens left (text).
 _TAKE = """
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost, need = tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= need then
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
@@ -59,35 +60,34 @@ class RedisRateLimiter:
         self._healthy = True
 
     @classmethod
-    def from_url(cls, url: str, rate_per_second: float, burst: int,
-                 prefix: str = "chatapi") -> RedisRateLimiter:
-        return cls(connect(url, TIMEOUT_SECONDS), rate_per_second, burst, prefix)
+    def from_url(cls, url: str, rate_per_second: float, burst: int, prefix: str = "chatapi",
+                 max_connections: int = MAX_CONNECTIONS) -> RedisRateLimiter:
+        return cls(connect(url, TIMEOUT_SECONDS, max_connections, name=f"{prefix}:rl"),
+                   rate_per_second, burst, prefix)
 
-    async def take(self, key: str) -> Decision:
+    async def take(self, key: str, cost: float = 1.0, limit: Limit | None = None
+                   ) -> Decision:
         loop = asyncio.get_running_loop()
         if loop.time() < self._skip_until:
-            return self.fallback.take_now(key)
+            return self.fallback.take_now(key, cost, limit)
+        rate, burst = (max(limit.rate, 1e-9), max(int(limit.burst), 1)) if limit \
+            else (self.rate, self.burst)
+        need = need_for(cost, burst)
         try:
             async with asyncio.timeout(self.timeout):
                 allowed, left = await self._script(keys=[self.prefix + key],
-                                                   args=[self.rate, self.burst])
+                                                   args=[rate, burst, cost, need])
         except (RedisError, OSError, TimeoutError) as exc:
             self._skip_until = loop.time() + RETRY_AFTER_SECONDS
             if self._healthy:
                 self._healthy = False
                 log.warning("rate limits: Redis unreachable (%s); limiting per node",
                             exc or type(exc).__name__)
-            return self.fallback.take_now(key)
+            return self.fallback.take_now(key, cost, limit)
         if not self._healthy:
             self._healthy = True
             log.warning("rate limits: shared through Redis again")
-        return self._decision(bool(allowed), float(left))
-
-    def _decision(self, allowed: bool, tokens: float) -> Decision:
-        return Decision(
-            allowed=allowed, limit=self.burst, remaining=math.floor(tokens),
-            reset_seconds=(self.burst - tokens) / self.rate,
-            retry_after=0.0 if allowed else (1.0 - tokens) / self.rate)
+        return decision(bool(allowed), float(left), need, rate, burst)
 
     async def close(self) -> None:
         await self.redis.aclose()

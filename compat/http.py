@@ -21,11 +21,11 @@ from marshmallow import Schema
 
 from app import errors, schemas
 from app.auth import ADMIN, CLIENT_KEY, PUBLIC, TENANT, Principal, authenticate
-from app.clientip import client_ip
+from app.clientip import request_ip
 from app.config import Settings
 from app.keys import LIMITER, SERVICES, SETTINGS, STORAGE
 from app.metrics import HTTP_REQUESTS
-from app.ratelimit import Decision
+from app.ratelimit import Decision, Limit, charge_all, principal_charges
 from app.services import Services
 from app.timeutil import now_ts
 from storage import StorageUnavailable
@@ -304,7 +304,7 @@ async def _unrouted_limit_middleware(request: web.Request, handler: Any
     their own limits. Which one a request is, only the matched resource decides."""
     if getattr(request.match_info.handler, "route", None) is None \
             and not _self_limited(request):
-        await _charge(request, _ip_key(request))
+        await _charge(request, [(_ip_key(request), None)])
     return await handler(request)
 
 
@@ -318,30 +318,29 @@ async def _authorize(route: Route, request: web.Request) -> Principal:
     valid credential, 403 with one of another kind than the route takes."""
     if route.auth == PUBLIC:
         if route.limited:
-            await _charge(request, _ip_key(request))
+            await _charge(request, [(_ip_key(request), None)])
         return ANONYMOUS
     settings = request.app[SETTINGS]
     try:
         principal = await authenticate(request.app[STORAGE], settings.admin_key,
                                        credential(request))
     except errors.ApiError:
-        await _charge(request, _ip_key(request))  # failed guesses cost the caller's IP
+        await _charge(request, [(_ip_key(request), None)])  # failed guesses cost the caller's IP
         raise
-    await _charge(request, principal.rate_key)
+    # the credential's bucket, then its tenant's: minting user tokens (each with a bucket
+    # of its own) does not multiply a tenant's limit
+    await _charge(request, principal_charges(principal, settings))
     principal.require(route.auth)
     request[PRINCIPAL] = principal
     return principal
 
 
 def _ip_key(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"),
-                   settings.trusted_proxy_networks)
-    return f"ip:{ip}"
+    return f"ip:{request_ip(request, request.app[SETTINGS].trusted_proxy_networks)}"
 
 
-async def _charge(request: web.Request, key: str) -> None:
-    decision = await request.app[LIMITER].take(key)
+async def _charge(request: web.Request, charges: list[tuple[str, Limit | None]]) -> None:
+    decision = await charge_all(request.app[LIMITER], charges)
     request[RATE] = decision
     if not decision.allowed:
         raise errors.RateLimitExceeded(

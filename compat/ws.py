@@ -18,10 +18,20 @@ from typing import Any
 from aiohttp import WSMessage, WSMsgType, web
 
 from app import errors, metrics, schemas
+from app.clientip import request_ip
 from app.config import Settings
-from app.keys import HUB, SERVICES, SETTINGS
+from app.keys import HUB, LIMITER, SERVICES, SETTINGS
 from app.realtime import actions, validation
-from app.realtime.admission import RATE_LIMITED, Admitted, Identity, Refusal, admit, identify
+from app.realtime.admission import (
+    RATE_LIMITED,
+    Admitted,
+    Identity,
+    Refusal,
+    admit,
+    charge,
+    identify_limited,
+    replay_cost,
+)
 from app.realtime.envelope import pong_frame
 from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
@@ -81,14 +91,17 @@ async def _admit(request: web.Request, sock: RawSocket, ws: web.WebSocketRespons
         raise Refusal(GOING_AWAY, "Server shutting down")
     app, query = request.app, request.query
     settings = app[SETTINGS]
-    identity = await identify(hub.storage, settings.admin_key, query.get("token"),
-                              query.get("user_id"), query.get("user_name"))
+    identity = await identify_limited(app[LIMITER], settings, hub.storage,
+                                      request_ip(request, settings.trusted_proxy_networks),
+                                      query.get("token"), query.get("user_id"),
+                                      query.get("user_name"))
     admitted = await admit(app[SERVICES], identity, request.match_info["room_id"])
     hub.check_quota(identity)
     try:
         last_seq = validation.last_seq(query.get("last_seq"))
     except errors.ApiError:
         last_seq = None
+    await charge(app[LIMITER], settings, identity, replay_cost(settings, admitted.room, last_seq))
     conn = RawConnection(
         "ws_" + secrets.token_urlsafe(12), sock, principal=identity.principal,
         user_id=identity.user_id, user_name=identity.user_name, room_id=admitted.room["id"],

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from storage.base import (
     MessageQuery,
     NotificationQuery,
+    QueryTimeout,
     RecordNotFound,
     RoomQuery,
     Storage,
@@ -15,6 +18,7 @@ from storage.base import (
 __all__ = [
     "MessageQuery",
     "NotificationQuery",
+    "QueryTimeout",
     "RecordNotFound",
     "RoomQuery",
     "Storage",
@@ -24,13 +28,14 @@ __all__ = [
 ]
 
 
-def create_storage(url: str) -> Storage:
-    """`sqlite:///path.db`, `sqlite:///:memory:`, `mongodb://…` or `mongodb+srv://…`."""
+def create_storage(url: str, **sqlite_options: Any) -> Storage:
+    """`sqlite:///path.db`, `sqlite:///:memory:`, `mongodb://…` or `mongodb+srv://…`.
+    `sqlite_options`: SQLiteStorage's `read_connections` and `read_timeout`."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from storage.sqlite import SQLiteStorage
 
-        return SQLiteStorage.from_url(url)
+        return SQLiteStorage.from_url(url, **sqlite_options)
     if scheme in ("mongodb", "mongodb+srv"):
         from storage.mongo import MongoStorage
 

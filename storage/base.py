@@ -37,6 +37,10 @@ class StorageUnavailable(StorageError):
     """The backend cannot be reached (connection refused, timed out, closed)."""
 
 
+class QueryTimeout(StorageUnavailable):
+    """A read ran past the backend's time limit and was stopped (answered as a 503)."""
+
+
 class RecordNotFound(StorageError):
     """A write names a parent that does not exist (e.g. add_message to an unknown room)."""
 

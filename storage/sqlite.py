@@ -10,6 +10,12 @@ proxy, or `chatapi create-client`): a write waits up to BUSY_TIMEOUT_S for SQLit
 write lock, and since a message's seq is read and its row written by one statement under that
 lock, no seq is ever shared or skipped across processes.
 
+List and search queries (`list_*`) run on their own read-only connections, each in its
+own thread (`Readers`), so however slow one is, no write waits behind it; each is cut off
+after `read_timeout` seconds (`QueryTimeout`, a 503). Point lookups and writes share the
+main connection, in order. A `:memory:` database is private to one connection, so there
+every query runs on the main connection, without the time limit.
+
 Can't do: nodes on different machines (WAL needs the file on a local disk, not a network
 share), or more write throughput than one write lock allows. Use MongoDB for that.
 """
@@ -17,9 +23,15 @@ share), or more write throughput than one write lock allows. Use MongoDB for tha
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import sqlite3
+import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiosqlite
@@ -29,6 +41,7 @@ from storage.base import (
     MessageQuery,
     NotificationQuery,
     Page,
+    QueryTimeout,
     Record,
     RecordNotFound,
     RoomQuery,
@@ -169,6 +182,9 @@ ROOM_ORDER = {
 }
 _NO_UPPER_BOUND = 2**62
 BUSY_TIMEOUT_S = 5.0  # wait this long for another process's write lock
+READ_CONNECTIONS = 2
+READ_TIMEOUT_S = 2.0
+PROGRESS_STEPS = 1000  # SQLite VM steps between two looks at a read's deadline
 
 # -- hot statements, kept constant so sqlite3's statement cache reuses them ------------------
 _ADD_MESSAGE = f"""
@@ -232,16 +248,61 @@ def _search_clause(columns: Iterable[str], text: str, params: list[Any]) -> str:
     """Case-insensitive literal substring match on any of `columns`.
 
     SQLite's LIKE folds ASCII only; for a non-ASCII needle both sides go through Python's
-    str.lower (slower, so only then).
+    str.lower, a Python call per row. That call is skipped where LIKE alone is exact: a
+    needle whose lowered characters come, under lower(), from nothing but themselves (and
+    an ASCII letter's capital) needs no call at all (CJK, digits, most symbols), and any
+    other is first narrowed by LIKE on its longest run of such characters, so only rows
+    holding that run pay for the call.
     """
-    folded = not text.isascii()
-    pattern = like_pattern(text.lower() if folded else text)
+    if text.isascii():
+        return _any_like(columns, "{}", like_pattern(text), params)
+    lowered = text.lower()
+    run = _literal_run(lowered)
+    if run == lowered:
+        return _any_like(columns, "{}", like_pattern(lowered), params)
+    folded = "chat_lower({}) LIKE ? ESCAPE '\\'"
+    if run:
+        folded = "{} LIKE ? ESCAPE '\\' AND " + folded  # evaluated first, cheap
     terms = []
     for column in columns:
-        target = f"chat_lower({column})" if folded else column
-        terms.append(f"{target} LIKE ? ESCAPE '\\'")
+        terms.append("(" + folded.format(column, column) + ")")
+        params.extend([like_pattern(run), like_pattern(lowered)] if run
+                      else [like_pattern(lowered)])
+    return "(" + " OR ".join(terms) + ")"
+
+
+def _any_like(columns: Iterable[str], target: str, pattern: str, params: list[Any]) -> str:
+    terms = []
+    for column in columns:
+        terms.append(f"{target.format(column)} LIKE ? ESCAPE '\\'")
         params.append(pattern)
     return "(" + " OR ".join(terms) + ")"
+
+
+@functools.cache
+def _made_by_lower() -> frozenset[str]:
+    """Characters str.lower() makes out of another character (an ASCII letter's capital
+    aside), and the final sigma it picks by context: where a lowered needle holds one, a
+    row may match without holding it, so LIKE alone can't decide. ~0.3 s, once
+    (SQLiteStorage.open computes it off the event loop)."""
+    made = {"\u03c2"}
+    for point in range(sys.maxunicode + 1):
+        char = chr(point)
+        lowered = char.lower()
+        if lowered != char and not (char.isascii() and len(lowered) == 1):
+            made.update(lowered)
+    return frozenset(made)
+
+
+def _literal_run(lowered: str) -> str:
+    """The longest stretch of `lowered` that LIKE matches exactly as lower() would."""
+    made = _made_by_lower()
+    best = current = ""
+    for char in lowered:
+        current = "" if char in made else current + char
+        if len(current) > len(best):
+            best = current
+    return best
 
 
 def _probe(path: str) -> None:
@@ -250,6 +311,54 @@ def _probe(path: str) -> None:
 
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
+
+
+class Readers:
+    """Read-only connections, one per worker thread, each query time-limited: SQLite calls
+    the progress handler every PROGRESS_STEPS steps and stops the query once it returns
+    true (past the deadline)."""
+
+    def __init__(self, path: str, count: int, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max(1, count), thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._fetch, sql, params)
+
+    def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        local = self._local
+        conn = getattr(local, "conn", None) or self._connect()
+        local.deadline = time.monotonic() + self.timeout
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            local.deadline = math.inf
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)  # closed by close(), elsewhere
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA query_only = ON")
+        conn.create_function("chat_lower", 1, _lower, deterministic=True)
+        local = self._local
+        local.deadline = math.inf
+        conn.set_progress_handler(lambda: time.monotonic() > local.deadline, PROGRESS_STEPS)
+        local.conn = conn
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._pool.shutdown)
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
 
 def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[str, list[Any]]:
@@ -261,26 +370,39 @@ def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[s
 class SQLiteStorage(Storage):
     """SQLite through one aiosqlite connection; processes on one machine may share the file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_connections: int = READ_CONNECTIONS,
+                 read_timeout: float = READ_TIMEOUT_S) -> None:
         self.path = path
+        self.read_connections = read_connections
+        self.read_timeout = read_timeout
         self._db: aiosqlite.Connection | None = None
+        self._readers: Readers | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStorage:
+    def from_url(cls, url: str, read_connections: int = READ_CONNECTIONS,
+                 read_timeout: float = READ_TIMEOUT_S) -> SQLiteStorage:
         """`sqlite:///relative.db`, `sqlite:////absolute/path.db` or `sqlite:///:memory:`."""
         prefix = "sqlite:///"
         if not url.lower().startswith(prefix) or len(url) == len(prefix):
             raise ValueError(f"bad SQLite URL {url!r} (use sqlite:///file.db or sqlite:///:memory:)")
-        return cls(url[len(prefix):])
+        return cls(url[len(prefix):], read_connections, read_timeout)
 
     # -- plumbing ----------------------------------------------------------------------------
-    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        """Run one statement in one worker-thread hop; driver errors become storage errors."""
+    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = (),
+                     read: bool = False) -> list[Any]:
+        """Run one statement in one worker-thread hop; driver errors become storage errors.
+        `read`: a list/search query, for the read connections."""
         db = self._db
         if db is None:
             raise StorageUnavailable("SQLite storage is closed")
         try:
+            if read and self._readers is not None:
+                return await self._readers.fetch(sql, params)
             return await db.execute_fetchall(sql, params)  # type: ignore[return-value]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeout(f"query took over {self.read_timeout} s") from exc
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" in str(exc):
                 raise RecordNotFound(str(exc)) from exc
@@ -294,11 +416,13 @@ class SQLiteStorage(Storage):
         rows = await self._fetch(sql, params)
         return _decode(rows[0]) if rows else None
 
-    async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Record]:
-        return [_decode(row) for row in await self._fetch(sql, params)]
+    async def _many(self, sql: str, params: Sequence[Any] = (), read: bool = False
+                    ) -> list[Record]:
+        return [_decode(row) for row in await self._fetch(sql, params, read)]
 
-    async def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        rows = await self._fetch(sql, params)
+    async def _scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = (),
+                      read: bool = False) -> Any:
+        rows = await self._fetch(sql, params, read)
         return rows[0][0] if rows else None
 
     async def _insert(self, table: str, values: dict[str, Any]) -> None:
@@ -321,6 +445,7 @@ class SQLiteStorage(Storage):
             raise StorageUnavailable(f"SQLite: cannot open {self.path!r}: {exc}") from exc
         db.row_factory = sqlite3.Row
         self._db = db
+        await asyncio.to_thread(_made_by_lower)
         try:
             await self._use_wal()
             for pragma in ("synchronous = NORMAL", "foreign_keys = ON", "cache_size = -32000",
@@ -328,6 +453,8 @@ class SQLiteStorage(Storage):
                 await self._fetch(f"PRAGMA {pragma}")
             await db.create_function("chat_lower", 1, _lower, deterministic=True)
             await self._migrate()
+            if self.path != ":memory:" and self.read_connections > 0:
+                self._readers = Readers(self.path, self.read_connections, self.read_timeout)
         except BaseException:
             await self.close()
             raise
@@ -374,6 +501,9 @@ class SQLiteStorage(Storage):
         return pending
 
     async def close(self) -> None:
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            await readers.close()
         db, self._db = self._db, None
         if db is None:
             return
@@ -398,7 +528,7 @@ class SQLiteStorage(Storage):
 
     async def list_clients(self, skip: int, limit: int) -> Page:
         items = await self._many(
-            "SELECT * FROM clients ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, skip))
+            "SELECT * FROM clients ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, skip), True)
         return items, await self.count_clients()
 
     async def update_client(self, client_id: str, changes: Record) -> Record | None:
@@ -448,8 +578,9 @@ class SQLiteStorage(Storage):
         condition = " AND ".join(where)
         items = await self._many(
             f"SELECT * FROM rooms WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
-        total = await self._scalar(f"SELECT count(*) FROM rooms WHERE {condition}", params)
+            [*params, query.limit, query.skip], True)
+        total = await self._scalar(f"SELECT count(*) FROM rooms WHERE {condition}", params,
+                                   True)
         return items, total
 
     async def update_room(self, client_id: str, room_id: str, changes: Record) -> Record | None:
@@ -488,7 +619,7 @@ class SQLiteStorage(Storage):
     async def list_participants(self, room_id: str, skip: int, limit: int) -> Page:
         items = await self._many(
             "SELECT * FROM participants WHERE room_id = ? ORDER BY joined_at, user_id "
-            "LIMIT ? OFFSET ?", (room_id, limit, skip))
+            "LIMIT ? OFFSET ?", (room_id, limit, skip), True)
         total = await self._scalar(
             "SELECT participant_count FROM rooms WHERE id = ?", (room_id,))
         return items, total or 0
@@ -547,9 +678,10 @@ class SQLiteStorage(Storage):
         order = "ASC" if query.ascending else "DESC"
         items = await self._many(
             f"SELECT * FROM messages WHERE {condition} ORDER BY seq {order} LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
+            [*params, query.limit, query.skip], True)
         if filtered:
-            total = await self._scalar(f"SELECT count(*) FROM messages WHERE {condition}", params)
+            total = await self._scalar(f"SELECT count(*) FROM messages WHERE {condition}",
+                                       params, True)
         else:
             total = await self._range_total(room_id, query)
         return items, total
@@ -560,7 +692,7 @@ class SQLiteStorage(Storage):
         high = _NO_UPPER_BOUND if query.before_seq is None else query.before_seq - 1
         total = await self._scalar(_RANGE_TOTAL, {
             "room_id": room_id, "lo": low, "hi": high,
-            "include_deleted": int(query.include_deleted)})
+            "include_deleted": int(query.include_deleted)}, True)
         return total or 0
 
     async def update_message(self, message_id: str, changes: Record) -> Record | None:
@@ -618,7 +750,7 @@ class SQLiteStorage(Storage):
         items = await self._many(
             f"SELECT * FROM notifications WHERE {condition} "
             "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-            [*params, query.limit, query.skip])
+            [*params, query.limit, query.skip], True)
         total = await self._scalar(
-            f"SELECT count(*) FROM notifications WHERE {condition}", params)
+            f"SELECT count(*) FROM notifications WHERE {condition}", params, True)
         return items, total

@@ -114,11 +114,11 @@ async def test_create_client_prints_a_working_key(
 async def test_flags_win_over_environment(serve: object, http: aiohttp.ClientSession) -> None:
     env_port = free_port()
     served = await serve(  # type: ignore[operator]
-        CHATAPI_PORT=str(env_port), CHATAPI_ADMIN_KEY="env-admin-key-123")
+        CHATAPI_PORT=str(env_port), CHATAPI_ADMIN_KEY="env-admin-key-0123456789")
     async with http.get(f"http://127.0.0.1:{served.port}/healthz") as resp:
         assert resp.status == 200
     async with http.get(f"http://127.0.0.1:{served.port}/api/v1/clients",
-                        headers={"X-API-Key": "env-admin-key-123"}) as resp:
+                        headers={"X-API-Key": "env-admin-key-0123456789"}) as resp:
         assert resp.status == 200  # the env still applies where no flag is given
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.get(f"http://127.0.0.1:{env_port}/healthz"):

@@ -1,4 +1,4 @@
-"""Hostile input on every surface (issue 11, M5 and the input LOW findings): each gets the
+"""Hostile input on every surface: each gets the
 documented error (REST status and error_code, WebSocket close code or `error` event,
 Socket.IO error ack) and leaves stored data unchanged; never a 500, 1011 or silence."""
 

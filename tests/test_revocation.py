@@ -1,4 +1,4 @@
-"""Revocation reaches open sockets (issue 11, M1): rotating the API key or the token secret,
+"""Revocation reaches open sockets: rotating the API key or the token secret,
 deleting the client, removing a participant from a private room, deactivating a room and
 token expiry close (raw) or disconnect / drop from the room (Socket.IO) the affected sockets,
 and no event sent afterwards reaches them. One node here; tests/multinode has two."""

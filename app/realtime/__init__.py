@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.config import Settings
-from app.keys import HUB, SERVICES, SETTINGS
+from app.keys import HUB, LIMITER, SERVICES, SETTINGS
 from app.realtime.emitter import create_manager
 from app.realtime.hub import Hub
 from app.realtime.presence import MemoryPresence, Presence
@@ -19,7 +19,8 @@ def create_presence(settings: Settings) -> Presence:
         from app.realtime.redis_presence import RedisPresence
 
         return RedisPresence.from_url(settings.redis_url, prefix=settings.redis_prefix,
-                                      ttl=settings.presence_ttl_seconds)
+                                      ttl=settings.presence_ttl_seconds,
+                                      max_connections=settings.redis_max_connections)
     return MemoryPresence()
 
 
@@ -30,7 +31,7 @@ def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     sio = create_server(settings, create_manager(settings))
     hub = Hub(settings, app[SERVICES], sio, create_presence(settings))
-    register(sio, hub)
+    register(sio, hub, app[LIMITER])
     sio.attach(app, socketio_path="socket.io")
     compat.ws.setup(app)
     app[HUB] = hub

@@ -16,6 +16,8 @@ import jwt
 
 from app import auth, errors
 from app.auth import Principal
+from app.config import Settings
+from app.ratelimit import RateLimiter, charge_all, principal_charges
 from app.realtime import validation
 from app.services import Services
 from storage import Storage
@@ -76,10 +78,12 @@ async def _identify(storage: Storage, admin_key: str, token: Any, user_id: Any,
         raise Refusal(UNAUTHORIZED)
     try:
         principal = _shared(await auth.authenticate(storage, admin_key, token))
-    except (errors.InvalidCredentials, errors.TokenExpired) as exc:
+    except errors.TokenExpired as exc:  # correctly signed: says nothing a guesser could use
         raise Refusal(UNAUTHORIZED, f"Unauthorized: {exc.detail}") from None
-    if principal.client is None:  # the admin key manages clients; it has no rooms
-        raise Refusal(UNAUTHORIZED, "Unauthorized: use a client API key or user token")
+    except errors.InvalidCredentials:
+        raise Refusal(UNAUTHORIZED) from None  # one answer for every wrong credential
+    if principal.client is None:  # the admin key has no rooms: refused like a wrong key
+        raise Refusal(UNAUTHORIZED)
     if principal.is_user:
         identity = _token_identity(principal, user_id, user_name)
         return replace(identity, expires_at=_token_expiry(token))
@@ -89,6 +93,46 @@ async def _identify(storage: Storage, admin_key: str, token: Any, user_id: Any,
     except errors.ApiError as exc:
         raise Refusal(ACCESS_DENIED, f"Room access denied: {exc.detail}") from None
     return Identity(principal, uid, name)
+
+
+async def identify_limited(limiter: RateLimiter, settings: Settings, storage: Storage,
+                           ip: str | None, token: Any, user_id: Any = None,
+                           user_name: Any = None) -> Identity:
+    """`identify` behind the handshake limits, kept in the REST limiter's buckets: the
+    caller's IP bucket must not be empty (asked before the credential is looked at, so the
+    answer says nothing about it), a refused credential spends from it as a failed REST
+    request does, and an accepted one pays its credential's and its tenant's buckets."""
+    ip_key = f"ip:{ip}"
+    if not (await limiter.take(ip_key, 0.0)).allowed:
+        raise Refusal(RATE_LIMITED)
+    try:
+        identity = await identify(storage, settings.admin_key, token, user_id, user_name)
+    except Refusal as refusal:
+        if refusal.code == UNAUTHORIZED:
+            await limiter.take(ip_key)
+        raise
+    await charge(limiter, settings, identity, 1.0)
+    return identity
+
+
+async def charge(limiter: RateLimiter, settings: Settings, identity: Identity,
+                 cost: float) -> None:
+    """Spend `cost` from the identity's credential and tenant buckets, or refuse (4004)."""
+    if cost <= 0:
+        return
+    decision = await charge_all(limiter, principal_charges(identity.principal, settings), cost)
+    if not decision.allowed:
+        raise Refusal(RATE_LIMITED)
+
+
+def replay_cost(settings: Settings, room: dict[str, Any], last_seq: int | None) -> float:
+    """What resuming after `last_seq` costs: the messages it will replay (the room's
+    counter bounds them, the recovery limit caps them), one token per
+    `recovery_messages_per_token`."""
+    if last_seq is None:
+        return 0.0
+    count = min(max(0, int(room.get("last_seq", 0)) - last_seq), settings.recovery_limit)
+    return count / max(1, settings.recovery_messages_per_token)
 
 
 _CLIENT_RECORDS: dict[str, dict[str, Any]] = {}  # client id -> the record live sockets share

@@ -172,5 +172,6 @@ def create_manager(settings: Settings) -> AsyncManager:
     if settings.redis_url:
         from app.realtime.redis_manager import FastRedisManager
 
-        return FastRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")
+        return FastRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
+                                max_connections=settings.redis_max_connections)
     return FastManager()

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from socketio import AsyncRedisManager
 
 from app.realtime.emitter import FastLocalEmit
-from app.realtime.redis_presence import connect
+from app.realtime.redis_presence import MAX_CONNECTIONS, connect
 
 log = logging.getLogger("chatapi.pubsub")
 
@@ -32,11 +32,13 @@ class FastRedisManager(AsyncRedisManager, FastLocalEmit):
     close that gap with `last_seq` / `after_seq` (SPEC §6).
     """
 
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, url: str, channel: str, max_connections: int = MAX_CONNECTIONS) -> None:
+        # upstream's own client only carries the subscription: one connection
         super().__init__(url, channel=channel, redis_options={
             "socket_connect_timeout": TIMEOUT_SECONDS, "socket_timeout": TIMEOUT_SECONDS,
-            "retry": Retry(NoBackoff(), 1)})
-        self._publisher = connect(url, TIMEOUT_SECONDS)
+            "retry": Retry(NoBackoff(), 1), "max_connections": 2,
+            "client_name": f"{channel}:sub"})
+        self._publisher = connect(url, TIMEOUT_SECONDS, max_connections, name=channel)
         self._skip_until = 0.0
         self._publishing = True
         self._listening = False

@@ -42,6 +42,7 @@ log = logging.getLogger("chatapi.presence")
 
 SEP = "\x1f"  # never in ids or names (control characters are refused there)
 CALL_TIMEOUT_SECONDS = 1.0
+MAX_CONNECTIONS = 32  # per client (pool); `redis_max_connections` sets it
 RETRY_AFTER_SECONDS = 1.0  # after a failure, answer locally this long before asking again
 TYPING_EXPIRE_MS = 60_000
 
@@ -162,10 +163,16 @@ return 1
 """
 
 
-def connect(url: str, timeout: float = CALL_TIMEOUT_SECONDS) -> aioredis.Redis:
-    """A client that fails fast: short socket timeouts, one immediate retry (stale socket)."""
-    return aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                   retry=Retry(NoBackoff(), 1), decode_responses=True)
+def connect(url: str, timeout: float = CALL_TIMEOUT_SECONDS,
+            max_connections: int = MAX_CONNECTIONS, name: str | None = None) -> aioredis.Redis:
+    """A client that fails fast: short socket timeouts, one immediate retry (stale socket),
+    and at most `max_connections` sockets; a call finding all busy waits up to `timeout` for
+    one instead of opening another. `name` is its CLIENT SETNAME (who holds a connection)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max(1, max_connections), timeout=timeout,
+        socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 1),
+        decode_responses=True, client_name=name)
+    return aioredis.Redis.from_pool(pool)
 
 
 class LocalView:
@@ -238,8 +245,10 @@ class RedisPresence:
         self._loop_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "chatapi", ttl: float = 30.0) -> RedisPresence:
-        return cls(connect(url), prefix=prefix, ttl=ttl)
+    def from_url(cls, url: str, *, prefix: str = "chatapi", ttl: float = 30.0,
+                 max_connections: int = MAX_CONNECTIONS) -> RedisPresence:
+        return cls(connect(url, max_connections=max_connections, name=f"{prefix}:presence"),
+                   prefix=prefix, ttl=ttl)
 
     # -- keys ------------------------------------------------------------------------------
     def _room(self, room: str, kind: str) -> str:

@@ -11,11 +11,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 from app import errors
+from app.clientip import request_ip
 from app.config import Settings
+from app.ratelimit import RateLimiter
 from app.realtime import actions, sio_transport, validation
-from app.realtime.admission import RATE_LIMITED, Refusal, admit, identify
+from app.realtime.admission import (
+    RATE_LIMITED,
+    Refusal,
+    admit,
+    charge,
+    identify_limited,
+    replay_cost,
+)
 from app.realtime.hub import Hub
 from storage import StorageError
 
@@ -74,11 +84,20 @@ def fail(code: int | str, message: str) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message}}
 
 
-def register(sio: socketio.AsyncServer, hub: Hub) -> None:
+def register(sio: socketio.AsyncServer, hub: Hub, limiter: RateLimiter) -> None:
     """Wire the connect/disconnect handlers and one handler per client event."""
+    translate = sio.eio._async["translate_request"]
+
+    def translate_request(request: web.Request) -> dict[str, Any]:
+        environ = translate(request)  # engine.io's says every peer is 127.0.0.1
+        environ["REMOTE_ADDR"] = request_ip(request, hub.settings.trusted_proxy_networks)
+        return environ
+
+    sio.eio._async = {**sio.eio._async, "translate_request": translate_request}
+    hub.limiter = limiter  # type: ignore[attr-defined]
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await _connect(hub, sid, auth)
+        await _connect(hub, sid, auth, limiter, environ.get("REMOTE_ADDR"))
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         await hub.sio_disconnect(sid)
@@ -89,14 +108,16 @@ def register(sio: socketio.AsyncServer, hub: Hub) -> None:
         sio.on(name, _guarded(hub, handler))
 
 
-async def _connect(hub: Hub, sid: str, auth: Any) -> None:
+async def _connect(hub: Hub, sid: str, auth: Any, limiter: RateLimiter, ip: str | None
+                   ) -> None:
     auth = auth if isinstance(auth, dict) else {}
     settings = hub.settings
     try:
         if hub.shutting_down:
             raise Refusal(1001, "Server shutting down")
-        identity = await identify(hub.storage, settings.admin_key, auth.get("token"),
-                                  auth.get("user_id"), auth.get("user_name"))
+        identity = await identify_limited(limiter, settings, hub.storage, ip,
+                                          auth.get("token"), auth.get("user_id"),
+                                          auth.get("user_name"))
         await hub.sio_connect(sid, identity)
     except Refusal as refusal:
         exc = socketio.exceptions.ConnectionRefusedError()
@@ -145,6 +166,8 @@ async def _join(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
     room_id = data.get("room_id")
     last_seq = validation.last_seq(data.get("last_seq"))
     admitted = await admit(hub.services, session.identity, room_id)
+    await charge(hub.limiter, hub.settings, session.identity,  # type: ignore[attr-defined]
+                 replay_cost(hub.settings, admitted.room, last_seq))
     return await hub.sio_join(sid, admitted.room["id"], last_seq, admitted)
 
 

@@ -1,4 +1,4 @@
-"""Revocation on node A reaches sockets on node B (issue 11, M1): closed (raw) or
+"""Revocation on node A reaches sockets on node B: closed (raw) or
 disconnected / dropped from the room (Socket.IO) with the documented code, and nothing
 sent afterwards reaches them."""
 

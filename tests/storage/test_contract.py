@@ -553,12 +553,16 @@ async def test_history_with_deleted(storage: Storage, room: Record, history: lis
     ("\\d", ["slash \\d"]),
     ("SURE", ["100% sure", "1000 sure"]),
     ("ÜBER", ["über alles"]),
+    ("日本", ["日本語"]),
+    ("MAÑANA", ["Mañana BANANA"]),
+    ("ñana b", ["Mañana BANANA"]),
 ])
 async def test_history_search_is_literal(
     storage: Storage, clock: Clock, room: Record, needle: str, expected: list[str]
 ) -> None:
     texts = ["100% sure", "1000 sure", "snake_case", "snakeXcase", "regex .* here",
-             "regex ab here", "paren ( open", "slash \\d", "slash 7", "über alles"]
+             "regex ab here", "paren ( open", "slash \\d", "slash 7", "über alles", "日本語",
+             "Mañana BANANA", "manana"]
     for text in texts:
         await send(storage, room, clock, content=text)
     items, total = await storage.list_messages(
