@@ -82,7 +82,7 @@ async def test_bodies_too_deep_get_documented_errors(api, room, text, status, co
 
 
 @pytest.mark.parametrize("claims", [
-    {"exp": "9" * 300}, {"exp": 10**300}, {"exp": 10**400}, {"exp": str(int(time.time()) + 60)},
+    {"exp": "9" * 300}, {"exp": 10**300}, {"exp": 10**400}, {"exp": "4102444800"},
     *({"sub": bad} for bad in HOSTILE_USER_IDS), {"name": "lone\ud800"}, {"name": "n" * 1000},
     {"name": "nul\x00"},
 ], ids=repr)
