@@ -23,6 +23,8 @@ from app.realtime.envelope import close_frame
 log = logging.getLogger("chatapi.ws")
 
 SERVER_ERROR = 1011
+PROTOCOL_ERROR = 1002
+MAX_CLOSE_CODE = 4999  # RFC 6455 7.4: codes above are invalid (below 3000 aiohttp checks)
 
 FrameHandler = Callable[[WSMessage], Awaitable[bool]]
 EndHandler = Callable[[int | None, str], Awaitable[None]]
@@ -139,9 +141,12 @@ class RawSocket(asyncio.Protocol):
             self._closed.set_result(None)
 
     def answer_close(self, code: int) -> None:
-        """The peer closed first: echo its code, then close the transport."""
+        """The peer closed first: echo its code (1002 for an invalid one), then close the
+        transport."""
         if not self.close_sent and not self.transport.is_closing():
             self.close_sent = True
+            if code > MAX_CLOSE_CODE:
+                code = PROTOCOL_ERROR
             self.transport.write(close_frame(code if code else 1000, ""))
         self.transport.close()
 
