@@ -483,35 +483,43 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
         if not socket.connected or socket.upgraded:
             return self._error(request, InvalidSession("Not a polling session"))
         if (request.content_length or 0) > self.max_http_buffer_size:
-            return self._too_large(request, socket)
+            return await self._too_large(request, socket)
         try:
             body = await asyncio.wait_for(request.read(), self.body_timeout)
         except TimeoutError:
-            return self._error(request, PollTimeout(), close=True)
+            return await _closing(request, self._error(request, PollTimeout()))
         except web.HTTPRequestEntityTooLarge:
-            return self._too_large(request, socket)
+            return await self._too_large(request, socket)
         if len(body) > self.max_http_buffer_size:
-            return self._too_large(request, socket)
+            return await self._too_large(request, socket)
         if not await _receive_payload(socket, body):
             drop(socket, PROTOCOL_ERROR, "Malformed packet")
             return self._error(request, InvalidPacket())
         environ = self._async["translate_request"](request)
         return await self._make_response(self._ok(), environ)
 
-    def _too_large(self, request: web.Request, socket: AsyncSocket) -> web.Response:
+    async def _too_large(self, request: web.Request, socket: AsyncSocket) -> web.Response:
         drop(socket, PROTOCOL_ERROR, "Payload too large")
-        return self._error(request, errors.PayloadTooLarge(
-            f"Payload over {self.max_http_buffer_size} bytes"), close=True)
+        return await _closing(request, self._error(request, errors.PayloadTooLarge(
+            f"Payload over {self.max_http_buffer_size} bytes")))
 
-    def _error(self, request: web.Request, exc: errors.ApiError, close: bool = False
-               ) -> web.Response:
+    def _error(self, request: web.Request, exc: errors.ApiError) -> web.Response:
         response = error_response(exc)
         environ = self._async["translate_request"](request)
         for name, value in self._cors_headers(environ):
             response.headers[name] = value
-        if close:  # what is left of the body is never read: the connection cannot be reused
-            response.force_close()
         return response
+
+
+async def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """Send `response`, then close the connection at once: the rest of the body is never
+    read (aiohttp would otherwise linger up to 10 s reading and discarding it)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()
+    return response
 
 
 async def _receive_payload(socket: AsyncSocket, body: bytes) -> bool:
