@@ -127,13 +127,17 @@ class RawSocket(asyncio.Protocol):
 
     # -- closing ---------------------------------------------------------------------------
     def _look_for_close(self) -> None:
-        """While we wait for the peer's close frame nothing else it sends matters."""
-        for msg, _size in self.queue._buffer:
+        """While we wait for the peer's close frame nothing else it sends matters: what it
+        sent is dropped at once (the queue stays paused once full, as before)."""
+        buffer = self.queue._buffer
+        for msg, _size in buffer:
             if msg.type is WSMsgType.CLOSE:
                 self.peer_closed()
-                return
-        if self.queue.is_eof():
-            self.peer_closed()
+                break
+        else:
+            if self.queue.is_eof():
+                self.peer_closed()
+        buffer.clear()
 
     def peer_closed(self) -> None:
         """The peer's close frame arrived (or the connection is gone)."""
@@ -161,6 +165,7 @@ class RawSocket(asyncio.Protocol):
             transport.write(close_frame(code, reason))
             if not self.lost:
                 self._closed = loop.create_future()
+                self._look_for_close()  # it may be here already, behind frames now dropped
                 try:
                     await asyncio.wait_for(self._closed, grace)
                 except TimeoutError:

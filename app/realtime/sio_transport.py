@@ -442,10 +442,10 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
 
     def _over_cap(self, request: web.Request) -> web.Response | None:
         if len(self.polling) >= self.total_cap:
-            log.warning("polling session refused: %d open", len(self.polling))
+            log.debug("polling session refused: %d open", len(self.polling))
             return self._error(request, errors.ServiceUnavailable("Too many polling sessions"))
         if self.polling_ips.get(request.remote or "", 0) >= self.per_ip_cap:
-            log.info("polling session refused for %s: per-IP cap", request.remote)
+            log.debug("polling session refused for %s: per-IP cap", request.remote)
             return self._error(request, errors.RateLimitExceeded(
                 "Too many polling sessions from this address"))
         return None
@@ -571,7 +571,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
     def _connect_overdue(self, eio_sid: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
-            log.info("%s: no Socket.IO CONNECT within one heartbeat", eio_sid)
+            log.debug("%s: no Socket.IO CONNECT within one heartbeat", eio_sid)
             drop(socket, 1008, "No CONNECT")
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
