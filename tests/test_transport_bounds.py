@@ -15,6 +15,7 @@ import pytest
 
 from app.keys import HUB
 from app.realtime import validation
+from app.realtime.raw_socket import RawSocket
 from tests import test_realtime_helpers as rt
 from tests.test_realtime_helpers import TIMEOUT, StalledSocket, connect
 from tests.test_sio_upgrade import Polling
@@ -299,3 +300,38 @@ async def test_a_valid_client_close_code_is_echoed(server, http, tenant, room):
     client = await connect(http, server, room["id"], tenant["api_key"])
     await asyncio.wait_for(client.ws.close(code=4321), TIMEOUT)
     assert client.ws.close_code == 4321
+
+
+# -- LOW: unmasked client frames --------------------------------------------------------------
+
+def client_frame(payload: bytes, opcode: int = 1, masked: bool = True) -> bytes:
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 126)) + struct.pack("!H", size)
+    else:
+        head = bytes((0x80 | opcode, 127)) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
+    return head[:1] + bytes((head[1] | 0x80,)) + head[2:] + b"\0\0\0\0" + payload
+
+
+async def test_an_unmasked_frame_on_socketio_closes_1002(server, tenant):
+    sock = await eio_socket(server, tenant["api_key"])
+    sock.send_raw(client_frame(b'42["ping",{}]', masked=False))
+    async with asyncio.timeout(TIMEOUT):
+        assert await close_code(sock) == 1002
+    sock.abort()
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 500, 70_000])
+async def test_the_mask_check_follows_frames_split_anywhere(step):
+    """Frame boundaries are tracked across reads of any size, short and long lengths."""
+    stream = b"".join(client_frame(b"x" * n) for n in (0, 5, 125, 126, 300, 65_535, 66_000))
+    sock = RawSocket.__new__(RawSocket)
+    sock._skip, sock._head = 0, b""
+    assert all(sock._masked(stream[i:i + step]) for i in range(0, len(stream), step))
+    assert sock._skip == 0 and sock._head == b""
+    bad = client_frame(b"y" * 200) + client_frame(b"z", masked=False)
+    assert not all(sock._masked(bad[i:i + step]) for i in range(0, len(bad), step))

@@ -34,8 +34,9 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 class RawSocket(asyncio.Protocol):
     """The protocol of one upgraded connection: frames in, close handshake, nothing else."""
 
-    __slots__ = ("_closed", "_on_end", "_on_frame", "_reading_paused", "_spawn", "_task",
-                 "close_sent", "last_seen", "lost", "queue", "reader", "reading", "transport")
+    __slots__ = ("_closed", "_head", "_on_end", "_on_frame", "_reading_paused", "_skip",
+                 "_spawn", "_task", "close_sent", "last_seen", "lost", "queue", "reader",
+                 "reading", "transport")
 
     def __init__(self, transport: asyncio.Transport, reader: Any, queue: Any,
                  reading_paused: bool) -> None:
@@ -49,15 +50,59 @@ class RawSocket(asyncio.Protocol):
         self.lost = False
         self.last_seen = asyncio.get_running_loop().time()
         self._closed: asyncio.Future[None] | None = None  # set once the peer's close arrived
+        # frame boundaries, for the mask check: payload bytes of the current frame still to
+        # come, and the start of a header split across reads
+        self._skip = 0
+        self._head = b""
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.last_seen = asyncio.get_running_loop().time()
+        if not self._masked(data):
+            self.transport.pause_reading()  # nothing after it is read
+            self.queue.set_exception(WebSocketError(PROTOCOL_ERROR, "Unmasked frame"))
+            self._wake()
+            return
         self.reader.feed_data(data)  # a protocol error is set on the queue, read as such
         if self._closed is not None:
             self._look_for_close()
         elif self.queue._buffer or self.queue.is_eof():
             self._wake()
+
+    def _masked(self, data: bytes) -> bool:
+        """False if a frame starting in `data` is unmasked (RFC 6455 5.1: the server closes
+        with 1002; aiohttp's reader does not check). Only the headers are looked at: one
+        step per frame. Tracking starts at take-over, on a frame boundary: clients send no
+        frame before the 101."""
+        pos, size = self._skip, len(data)
+        if self._head:
+            data, pos = self._head + data, 0
+            size = len(data)
+            self._head = b""
+        while pos < size:
+            left = size - pos
+            if left < 2:
+                break
+            second = data[pos + 1]
+            if not second & 0x80:
+                return False
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length
+            elif length == 126:
+                if left < 4:
+                    break
+                pos += 8 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            else:
+                if left < 10:
+                    break
+                pos += 14 + int.from_bytes(data[pos + 2:pos + 10], "big")
+        else:
+            self._skip = pos - size
+            return True
+        self._head = data[pos:]
+        self._skip = 0
+        return True
 
     def eof_received(self) -> bool:
         return False  # half-closed by the peer: close our side too
