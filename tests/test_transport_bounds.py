@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from app import errors
 from app.keys import HUB
 from app.realtime import validation
 from app.realtime.raw_socket import RawSocket
@@ -154,7 +155,10 @@ async def test_a_second_waiting_poll_is_refused(server, http, tenant):
     session = Polling(http, base(server))
     await session.open(tenant["api_key"])
     first = asyncio.ensure_future(session.get())
-    await asyncio.sleep(0.1)  # let the first poll start waiting
+    eio = server.app[HUB].sio.eio
+    async with asyncio.timeout(TIMEOUT):
+        while session.sid not in eio.polls:  # noqa: ASYNC110 (server state, same loop)
+            await asyncio.sleep(0)
     async with asyncio.timeout(TIMEOUT):
         async with http.get(session.url()) as resp:
             assert resp.status == 400
@@ -280,7 +284,7 @@ async def test_join_with_a_huge_last_seq_is_a_validation_error(server, room, sio
     reply = await client.call("join", {"room_id": room["id"], "last_seq": 2**63},
                               timeout=TIMEOUT)
     assert reply["status"] == "error" and reply["error"]["code"] == "VALIDATION_ERROR"
-    with pytest.raises(Exception, match="last_seq"):
+    with pytest.raises(errors.ValidationFailed, match="last_seq"):
         validation.last_seq(2**63)
     assert validation.last_seq(2**63 - 1) == 2**63 - 1
 

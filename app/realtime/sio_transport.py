@@ -415,7 +415,7 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
     and never answers). A malformed payload gets 400 and ends the session; a POST or poll
     for a closed session 400; a second poll while one waits 400 (one pending GET each)."""
 
-    per_ip_cap = 100
+    per_ip_cap = 500
     total_cap = 10_000
     body_timeout = 10.0
     bucket_for: Callable[[str], TokenBucket] | None = None  # set by `sio.register`
@@ -429,7 +429,7 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
         sid = request.query.get("sid")
         if sid is None:
-            if request.method == "GET" and request.query.get("transport") == "polling":
+            if request.method == "GET" and _polling(request):
                 refusal = self._over_cap(request)
                 if refusal is not None:
                     return refusal
@@ -452,7 +452,7 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
 
     def polling_started(self, sid: str, environ: dict[str, Any]) -> None:
         request = environ.get("aiohttp.request")
-        if request is None or request.query.get("transport") != "polling":
+        if request is None or not _polling(request):
             return
         ip = request.remote or ""
         self.polling[sid] = ip
@@ -520,6 +520,10 @@ async def _closing(request: web.Request, response: web.Response) -> web.Response
     if request.protocol is not None:
         request.protocol.force_close()
     return response
+
+
+def _polling(request: web.Request) -> bool:
+    return request.query.get("transport", "polling") == "polling"  # engine.io's default
 
 
 async def _receive_payload(socket: AsyncSocket, body: bytes) -> bool:
