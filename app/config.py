@@ -70,6 +70,14 @@ class Settings:
     sqlite_read_connections: int = 2
     sqlite_read_timeout_seconds: float = 2.0
 
+    # Transport bounds
+    # engine.io long-polling sessions (Socket.IO before, or instead of, its WebSocket
+    # upgrade) per client IP and in total; a new one over either gets 429 / 503.
+    max_polling_sessions_per_ip: int = 500
+    max_polling_sessions: int = 10_000
+    # a polling POST's body must arrive within this many seconds (else 408)
+    poll_body_timeout_seconds: float = 10.0
+
     def __post_init__(self) -> None:
         try:
             parse_networks(self.trusted_proxies)

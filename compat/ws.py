@@ -136,13 +136,16 @@ class Reader:
         conn = self.conn
         if conn.closing:  # the server closed it (revoked, room gone): later frames are void
             return False
-        if msg.type is WSMsgType.TEXT:
+        if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.PING:
+            # a PING is an event too: within the event limit, its PONG behind the send bound
             if not conn.bucket.allow():
                 await self._close(RATE_LIMITED, "Rate limit exceeded")
                 return False
-            await _dispatch(self.hub, conn, self.member, msg.data)
-        elif msg.type is WSMsgType.PING:
-            conn.transport.write(pong_frame(msg.data))
+            if msg.type is WSMsgType.PING:
+                if not conn.closing:
+                    conn.queue_frame(pong_frame(msg.data))
+            else:
+                await _dispatch(self.hub, conn, self.member, msg.data)
         elif msg.type is WSMsgType.CLOSE:
             conn.closing = True
             conn.sock.answer_close(msg.data)

@@ -23,6 +23,8 @@ from app.realtime.envelope import close_frame
 log = logging.getLogger("chatapi.ws")
 
 SERVER_ERROR = 1011
+PROTOCOL_ERROR = 1002
+MAX_CLOSE_CODE = 4999  # RFC 6455 7.4: codes above are invalid (below 3000 aiohttp checks)
 
 FrameHandler = Callable[[WSMessage], Awaitable[bool]]
 EndHandler = Callable[[int | None, str], Awaitable[None]]
@@ -32,8 +34,9 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 class RawSocket(asyncio.Protocol):
     """The protocol of one upgraded connection: frames in, close handshake, nothing else."""
 
-    __slots__ = ("_closed", "_on_end", "_on_frame", "_reading_paused", "_spawn", "_task",
-                 "close_sent", "last_seen", "lost", "queue", "reader", "reading", "transport")
+    __slots__ = ("_closed", "_head", "_on_end", "_on_frame", "_reading_paused", "_skip",
+                 "_spawn", "_task", "close_sent", "last_seen", "lost", "queue", "reader",
+                 "reading", "transport")
 
     def __init__(self, transport: asyncio.Transport, reader: Any, queue: Any,
                  reading_paused: bool) -> None:
@@ -47,15 +50,59 @@ class RawSocket(asyncio.Protocol):
         self.lost = False
         self.last_seen = asyncio.get_running_loop().time()
         self._closed: asyncio.Future[None] | None = None  # set once the peer's close arrived
+        # frame boundaries, for the mask check: payload bytes of the current frame still to
+        # come, and the start of a header split across reads
+        self._skip = 0
+        self._head = b""
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.last_seen = asyncio.get_running_loop().time()
+        if not self._masked(data):
+            self.transport.pause_reading()  # nothing after it is read
+            self.queue.set_exception(WebSocketError(PROTOCOL_ERROR, "Unmasked frame"))
+            self._wake()
+            return
         self.reader.feed_data(data)  # a protocol error is set on the queue, read as such
         if self._closed is not None:
             self._look_for_close()
         elif self.queue._buffer or self.queue.is_eof():
             self._wake()
+
+    def _masked(self, data: bytes) -> bool:
+        """False if a frame starting in `data` is unmasked (RFC 6455 5.1: the server closes
+        with 1002; aiohttp's reader does not check). Only the headers are looked at: one
+        step per frame. Tracking starts at take-over, on a frame boundary: clients send no
+        frame before the 101."""
+        pos, size = self._skip, len(data)
+        if self._head:
+            data, pos = self._head + data, 0
+            size = len(data)
+            self._head = b""
+        while pos < size:
+            left = size - pos
+            if left < 2:
+                break
+            second = data[pos + 1]
+            if not second & 0x80:
+                return False
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length
+            elif length == 126:
+                if left < 4:
+                    break
+                pos += 8 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            else:
+                if left < 10:
+                    break
+                pos += 14 + int.from_bytes(data[pos + 2:pos + 10], "big")
+        else:
+            self._skip = pos - size
+            return True
+        self._head = data[pos:]
+        self._skip = 0
+        return True
 
     def eof_received(self) -> bool:
         return False  # half-closed by the peer: close our side too
@@ -125,13 +172,17 @@ class RawSocket(asyncio.Protocol):
 
     # -- closing ---------------------------------------------------------------------------
     def _look_for_close(self) -> None:
-        """While we wait for the peer's close frame nothing else it sends matters."""
-        for msg, _size in self.queue._buffer:
+        """While we wait for the peer's close frame nothing else it sends matters: what it
+        sent is dropped at once (the queue stays paused once full, as before)."""
+        buffer = self.queue._buffer
+        for msg, _size in buffer:
             if msg.type is WSMsgType.CLOSE:
                 self.peer_closed()
-                return
-        if self.queue.is_eof():
-            self.peer_closed()
+                break
+        else:
+            if self.queue.is_eof():
+                self.peer_closed()
+        buffer.clear()
 
     def peer_closed(self) -> None:
         """The peer's close frame arrived (or the connection is gone)."""
@@ -139,9 +190,12 @@ class RawSocket(asyncio.Protocol):
             self._closed.set_result(None)
 
     def answer_close(self, code: int) -> None:
-        """The peer closed first: echo its code, then close the transport."""
+        """The peer closed first: echo its code (1002 for an invalid one), then close the
+        transport."""
         if not self.close_sent and not self.transport.is_closing():
             self.close_sent = True
+            if code > MAX_CLOSE_CODE:
+                code = PROTOCOL_ERROR
             self.transport.write(close_frame(code if code else 1000, ""))
         self.transport.close()
 
@@ -156,6 +210,7 @@ class RawSocket(asyncio.Protocol):
             transport.write(close_frame(code, reason))
             if not self.lost:
                 self._closed = loop.create_future()
+                self._look_for_close()  # it may be here already, behind frames now dropped
                 try:
                     await asyncio.wait_for(self._closed, grace)
                 except TimeoutError:

@@ -27,6 +27,7 @@ from app.realtime.admission import (
     replay_cost,
 )
 from app.realtime.hub import Hub
+from app.realtime.limits import TokenBucket
 from storage import StorageError
 
 log = logging.getLogger("chatapi.socketio")
@@ -66,13 +67,13 @@ def create_server(settings: Settings, manager: socketio.AsyncManager) -> socketi
     # engine.io tells clients int(ping_interval) seconds: under 1 s that would be 0, and
     # clients would give up on a healthy connection between two pings
     beat = max(1.0, settings.heartbeat_seconds)
-    sio = socketio.AsyncServer(
+    sio = sio_transport.Server(
         async_mode="aiohttp", client_manager=manager, serializer=Packet,
         cors_allowed_origins="*" if "*" in origins else origins,
         ping_interval=beat, ping_timeout=beat,
         max_http_buffer_size=settings.ws_max_frame_bytes, logger=False, engineio_logger=False,
     )
-    sio_transport.install(sio, settings.ws_compression, settings.send_queue_bytes)
+    sio_transport.install(sio, settings)
     return sio
 
 
@@ -102,10 +103,22 @@ def register(sio: socketio.AsyncServer, hub: Hub, limiter: RateLimiter) -> None:
     async def disconnect(sid: str, reason: Any = None) -> None:
         await hub.sio_disconnect(sid)
 
+    sio.eio.bucket_for = lambda eio_sid: _bucket(hub, eio_sid)
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
     for name, handler in HANDLERS.items():
         sio.on(name, _guarded(hub, handler))
+
+
+def _bucket(hub: Hub, eio_sid: str) -> TokenBucket:
+    """The event limit a socket's control frames count against: its session's, or (before
+    CONNECT) one of its own."""
+    sid = hub.sio.manager.sid_from_eio_sid(eio_sid, "/")
+    session = hub.sio_sessions.get(sid) if sid is not None else None
+    if session is not None:
+        return session.bucket
+    settings = hub.settings
+    return TokenBucket(settings.ws_events_per_second, settings.ws_events_burst)
 
 
 async def _connect(hub: Hub, sid: str, auth: Any, limiter: RateLimiter, ip: str | None
@@ -148,6 +161,9 @@ def _guarded(hub: Hub, handler: Handler) -> Callable[..., Awaitable[dict[str, An
         except StorageError:
             log.warning("storage failed for %s", sid, exc_info=True)
             return fail("SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+        except Exception:  # a bug: the client still gets its ack
+            log.exception("Socket.IO %s failed", handler.__name__)
+            return fail("INTERNAL_ERROR", "Internal server error")
 
     return event
 

@@ -21,18 +21,27 @@ import logging
 import time
 import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+import engineio
 import socketio
 from aiohttp import WSMsgType, web
 from engineio import exceptions
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
+from app import errors
+from app.clientip import Network, request_ip
+from app.config import Settings
+from app.realtime.admission import RATE_LIMITED
 from app.realtime.envelope import binary_frame, pong_frame, text_frame
+from app.realtime.limits import TokenBucket
 from app.realtime.raw import FrameSink, Outbox, in_background
 from app.realtime.raw_socket import Detached, RawSocket, take_over
+from compat.http import error_response
 
 log = logging.getLogger("chatapi.socketio")
 
@@ -113,17 +122,22 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             await self._sock.close(code=1001, message=b"Server shutting down")
 
 
-def install(sio: socketio.AsyncServer, compress: bool, queue_bytes: int
-            ) -> type[TrackedWebSocket]:
-    """Make this server's engine.io use the tracked transport (one class per server).
+def install(sio: Server, settings: Settings) -> type[TrackedWebSocket]:
+    """Make this server's engine.io use the tracked transport (one class per server), with
+    the settings' polling bounds.
 
-    Slow consumers: a lean socket's transport buffer over 4x `queue_bytes` (raw's hard cap),
-    or an engine.io queue over `_QUEUE_BOUND` packets, cuts the connection."""
-    cap = 4 * queue_bytes
+    Slow consumers: a lean socket's transport buffer over 4x `send_queue_bytes` (raw's hard
+    cap), or an engine.io queue over `_QUEUE_BOUND` packets, cuts the connection."""
+    cap = 4 * settings.send_queue_bytes
     transport = type("ServerWebSocket", (TrackedWebSocket,),
-                     {"compress": compress, "open": weakref.WeakSet(), "lean": set(),
-                      "outbox": Outbox(), "write_cap": cap})
-    sio.eio._async = {**sio.eio._async, "websocket": transport}
+                     {"compress": settings.ws_compression, "open": weakref.WeakSet(),
+                      "lean": set(), "outbox": Outbox(), "write_cap": cap})
+    eio = sio.eio
+    eio._async = {**eio._async, "websocket": transport}
+    eio.per_ip_cap = settings.max_polling_sessions_per_ip
+    eio.total_cap = settings.max_polling_sessions
+    eio.body_timeout = settings.poll_body_timeout_seconds
+    eio.trusted_proxies = settings.trusted_proxy_networks
     Pinger(sio.eio).install()
     return transport
 
@@ -206,7 +220,7 @@ class LeanSocket(FrameSink):
     Until then events take engine.io's queue (polls get NOOPs while upgrading) and nothing
     but the PONG is written here, as the client expects."""
 
-    __slots__ = ("registry", "sock", "socket", "upgrade", "write_cap")
+    __slots__ = ("bucket", "registry", "sock", "socket", "upgrade", "write_cap")
 
     def __init__(self, socket: AsyncSocket, sock: RawSocket, outbox: Outbox, write_cap: int,
                  registry: set[LeanSocket]) -> None:
@@ -216,6 +230,7 @@ class LeanSocket(FrameSink):
         self.registry = registry
         self.write_cap = write_cap  # transport buffer bytes past which it is cut
         self.upgrade: str | None = None  # the next upgrade step expected (PROBE, UPGRADE)
+        self.bucket: TokenBucket | None = None  # the event limit, found at the first PING
 
     def write_packet(self, pkt: eio_packet.Packet) -> None:
         encoded = pkt.encode()
@@ -246,6 +261,7 @@ class LeanSocket(FrameSink):
         """From now on this WebSocket carries the socket's packets, queued ones first."""
         socket = self.socket
         socket.upgraded = True
+        socket.server.polling_ended(socket.sid)
         setattr(socket, DIRECT, self)
         socket.send = types.MethodType(_send, socket)
         socket.close = types.MethodType(_lean_close, socket)
@@ -296,20 +312,46 @@ class LeanSocket(FrameSink):
                 return False
             if self.upgrade is not None:
                 return self._upgrade_step(msg.data)
-            try:
-                await self.socket.receive(eio_packet.Packet(encoded_packet=msg.data))
-            except exceptions.UnknownPacketError:
-                pass
-            except exceptions.SocketIsClosedError:
-                return False
-            return not self.socket.closed
+            return await self._receive(msg.data)
         if msg.type is WSMsgType.PING:
-            self.transport.write(pong_frame(msg.data))
+            # answered like any event: within the event limit, behind the send bound
+            if not self._allow():
+                await self.sock.close(RATE_LIMITED, "Rate limit exceeded", 1.0)
+                return False
+            self.queue_frame(pong_frame(msg.data))
             return True
         if msg.type is WSMsgType.CLOSE:
             self.sock.answer_close(msg.data)
             return False
         return True
+
+    async def _receive(self, data: str | bytes) -> bool:
+        try:
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except _MALFORMED:
+            pkt = None
+        if pkt is None or not _known(pkt):
+            await self.sock.close(PROTOCOL_ERROR, "Malformed packet", 1.0)
+            return False
+        try:
+            await self.socket.receive(pkt)
+        except exceptions.UnknownPacketError:
+            pass  # a type the server does not take from clients (PING, OPEN): ignored
+        except exceptions.SocketIsClosedError:
+            return False
+        return not self.socket.closed
+
+    def _allow(self) -> bool:
+        bucket = self.bucket
+        if bucket is None:
+            bucket = self.bucket = self.socket.server.bucket_for(self.socket.sid)
+        return bucket.allow()
+
+    def refuse(self, code: int, reason: str) -> None:
+        """Close for a protocol violation found outside the reader (Socket.IO's handler)."""
+        if self.sock.reading:
+            self.sock.stop_reading()
+            in_background(self._on_end(code, reason))
 
     async def _on_end(self, code: int | None, reason: str) -> None:
         """The transport is gone or done: engine.io's socket closes (`disconnect` runs)."""
@@ -317,7 +359,7 @@ class LeanSocket(FrameSink):
             await self._abandon_upgrade(code)
             return
         if code is not None:
-            await self.sock.close(code, "", 1.0)
+            await self.sock.close(code, reason[:120], 1.0)
         socket = self.socket
         await AsyncSocket.close(socket, wait=False, abort=True,
                                 reason=socket.server.reason.TRANSPORT_CLOSE)
@@ -348,3 +390,224 @@ async def _lean_close(socket: Any, wait: bool = True, abort: bool = False,
     lean: LeanSocket | None = getattr(socket, DIRECT, None)
     if lean is not None:
         lean.release()
+
+
+# -- bounds on what a client can hold open or make the server hold ---------------------------
+
+PROTOCOL_ERROR = 1002  # a malformed engine.io / Socket.IO packet
+UNSUPPORTED_DATA = 1003  # binary Socket.IO packets: ChatAPI's events are JSON
+_BINARY_PACKETS = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
+_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError)
+
+InvalidSession = type("InvalidSession", (errors.ApiError,), {
+    "status": 400, "code": "INVALID_SESSION", "default_detail": "Unknown or closed session"})
+InvalidPacket = type("InvalidPacket", (errors.ApiError,), {
+    "status": 400, "code": "INVALID_PACKET", "default_detail": "Malformed engine.io payload"})
+PollTimeout = type("PollTimeout", (errors.ApiError,), {
+    "status": 408, "code": "REQUEST_TIMEOUT", "default_detail": "Request body not received"})
+
+
+class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
+    """engine.io's server with bounds on long-polling.
+
+    New polling sessions are capped per client IP and in total (429 / 503); a session
+    stops counting once upgraded to WebSocket or closed. A POST is read here, with a time
+    limit and its size checked first: over `max_http_buffer_size` it gets 413 and the
+    connection is closed unread (engine.io's own path hangs on the closing session's queue
+    and never answers). A malformed payload gets 400 and ends the session; a POST or poll
+    for a closed session 400; a second poll while one waits 400 (one pending GET each)."""
+
+    per_ip_cap = 500
+    total_cap = 10_000
+    body_timeout = 10.0
+    trusted_proxies: tuple[Network, ...] = ()
+    bucket_for: Callable[[str], TokenBucket] | None = None  # set by `sio.register`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.polling: dict[str, str] = {}  # sid of a session on long-polling: its client IP
+        self.polling_ips: dict[str, int] = {}
+        self.polls: set[str] = set()  # sids with a GET poll waiting
+
+    async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        sid = request.query.get("sid")
+        if sid is None:
+            if request.method == "GET" and _polling(request):
+                refusal = self._over_cap(request)
+                if refusal is not None:
+                    return refusal
+            return await super().handle_request(request)
+        if request.method == "POST":
+            return await self._post(request, sid)
+        if request.method == "GET" and "Upgrade" not in request.headers:
+            return await self._poll(request, sid)
+        return await super().handle_request(request)
+
+    def _over_cap(self, request: web.Request) -> web.Response | None:
+        if len(self.polling) >= self.total_cap:
+            log.debug("polling session refused: %d open", len(self.polling))
+            return self._error(request, errors.ServiceUnavailable("Too many polling sessions"))
+        if self.polling_ips.get(self._ip(request), 0) >= self.per_ip_cap:
+            log.debug("polling session refused for %s: per-IP cap", self._ip(request))
+            return self._error(request, errors.RateLimitExceeded(
+                "Too many polling sessions from this address"))
+        return None
+
+    def _ip(self, request: web.Request) -> str:
+        return request_ip(request, self.trusted_proxies)
+
+    def polling_started(self, sid: str, environ: dict[str, Any]) -> None:
+        request = environ.get("aiohttp.request")
+        if request is None or not _polling(request):
+            return
+        ip = self._ip(request)
+        self.polling[sid] = ip
+        self.polling_ips[ip] = self.polling_ips.get(ip, 0) + 1
+
+    def polling_ended(self, sid: str) -> None:
+        ip = self.polling.pop(sid, None)
+        if ip is not None:
+            left = self.polling_ips[ip] - 1
+            if left:
+                self.polling_ips[ip] = left
+            else:
+                del self.polling_ips[ip]
+
+    async def _poll(self, request: web.Request, sid: str) -> web.StreamResponse:
+        if sid in self.polls:
+            return self._error(request, InvalidSession("A poll is already waiting"))
+        self.polls.add(sid)
+        try:
+            return await super().handle_request(request)
+        finally:
+            self.polls.discard(sid)
+
+    async def _post(self, request: web.Request, sid: str) -> web.StreamResponse:
+        socket = self.sockets.get(sid)
+        if socket is None or socket.closed or socket.closing:
+            return self._error(request, InvalidSession())
+        if not socket.connected or socket.upgraded:
+            return self._error(request, InvalidSession("Not a polling session"))
+        if (request.content_length or 0) > self.max_http_buffer_size:
+            return await self._too_large(request, socket)
+        try:
+            body = await asyncio.wait_for(request.read(), self.body_timeout)
+        except TimeoutError:
+            return await _closing(request, self._error(request, PollTimeout()))
+        except web.HTTPRequestEntityTooLarge:
+            return await self._too_large(request, socket)
+        if len(body) > self.max_http_buffer_size:
+            return await self._too_large(request, socket)
+        if not await _receive_payload(socket, body):
+            drop(socket, PROTOCOL_ERROR, "Malformed packet")
+            return self._error(request, InvalidPacket())
+        environ = self._async["translate_request"](request)
+        return await self._make_response(self._ok(), environ)
+
+    async def _too_large(self, request: web.Request, socket: AsyncSocket) -> web.Response:
+        drop(socket, PROTOCOL_ERROR, "Payload too large")
+        return await _closing(request, self._error(request, errors.PayloadTooLarge(
+            f"Payload over {self.max_http_buffer_size} bytes")))
+
+    def _error(self, request: web.Request, exc: errors.ApiError) -> web.Response:
+        response = error_response(exc)
+        environ = self._async["translate_request"](request)
+        for name, value in self._cors_headers(environ):
+            response.headers[name] = value
+        return response
+
+
+async def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """Send `response`, then close the connection at once: the rest of the body is never
+    read (aiohttp would otherwise linger up to 10 s reading and discarding it)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()
+    return response
+
+
+def _polling(request: web.Request) -> bool:
+    return request.query.get("transport", "polling") == "polling"  # engine.io's default
+
+
+async def _receive_payload(socket: AsyncSocket, body: bytes) -> bool:
+    """A polling POST's packets for engine.io; False if the payload is malformed."""
+    try:
+        packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+    except (*_MALFORMED, UnicodeDecodeError):
+        return False
+    for pkt in packets:
+        if not _known(pkt):
+            return False
+        try:
+            await socket.receive(pkt)
+        except exceptions.UnknownPacketError:
+            pass  # a type the server does not take from clients (PING, OPEN): ignored
+    return True
+
+
+def _known(pkt: eio_packet.Packet) -> bool:
+    return 0 <= pkt.packet_type < len(eio_packet.packet_names)
+
+
+def drop(socket: AsyncSocket, code: int, reason: str) -> None:
+    """End a session for a protocol violation: a lean WebSocket closes with `code`; a
+    polling session is closed (its waiting poll gets CLOSE) and forgotten."""
+    lean: LeanSocket | None = getattr(socket, DIRECT, None)
+    if lean is not None:
+        lean.refuse(code, reason)
+    elif not socket.closed and not socket.closing:
+        socket.server.sockets.pop(socket.sid, None)
+        in_background(socket.close(wait=False, reason=socket.server.reason.TRANSPORT_ERROR))
+
+
+class Server(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server on `EngineIO`, refusing what ChatAPI never uses and what no
+    client may hold: sessions that never send CONNECT are closed after one heartbeat (ping
+    interval + timeout); binary packets (attachments are never buffered) close with 1003;
+    a packet that does not parse closes with 1002, logged at INFO, not as a traceback."""
+
+    def _engineio_server_class(self) -> type[EngineIO]:
+        return EngineIO
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        self.eio.polling_started(eio_sid, environ)
+        beat = self.eio.ping_interval + self.eio.ping_timeout
+        asyncio.get_running_loop().call_later(beat, self._connect_overdue, eio_sid)
+
+    def _connect_overdue(self, eio_sid: str) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            log.debug("%s: no Socket.IO CONNECT within one heartbeat", eio_sid)
+            drop(socket, 1008, "No CONNECT")
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if type(data) is not str or data[:1] in _BINARY_PACKETS:
+            self._refuse(eio_sid, UNSUPPORTED_DATA, "Binary packets are not supported")
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except _MALFORMED as exc:
+            log.info("%s: malformed Socket.IO packet (%s)", eio_sid, exc)
+            self._refuse(eio_sid, PROTOCOL_ERROR, "Malformed packet")
+
+    async def _handle_disconnect(self, eio_sid: str, namespace: str, reason: Any = None
+                                 ) -> None:
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.closing and not socket.closed:
+            # a namespace left, the session kept: it may hold on for one heartbeat more
+            beat = self.eio.ping_interval + self.eio.ping_timeout
+            asyncio.get_running_loop().call_later(beat, self._connect_overdue, eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.eio.polling_ended(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _refuse(self, eio_sid: str, code: int, reason: str) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            drop(socket, code, reason)

@@ -54,7 +54,7 @@ def last_seq(value: Any) -> int | None:
         return None
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
     raise invalid("last_seq", "Not a valid non-negative integer.")
 
