@@ -1,4 +1,4 @@
-"""Transport bounds (issue 11: H1-H4, M4 and the transport LOW items), one focused test each,
+"""Transport bounds, one focused test each,
 with real clients on loopback: what a client cannot hold open, make the server buffer, or
 turn into a 500, a 1011 or an ERROR traceback."""
 
@@ -95,7 +95,7 @@ async def test_a_polling_session_without_connect_ends_after_one_heartbeat(server
                 packets = (await resp.text()).split("\x1e")
             if "2" in packets:
                 await session.post("3")
-    assert eio.polling == {} and eio.polling_ips == {}
+    assert eio.held == {} and eio.held_ips == {}
 
 
 async def test_a_websocket_session_without_connect_is_closed_after_one_heartbeat(server):
@@ -148,7 +148,26 @@ async def test_an_upgraded_session_no_longer_counts_as_polling(server, sio_clien
     async with asyncio.timeout(TIMEOUT):
         while any(c.transport() != "websocket" for c in clients):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-    assert server.app[HUB].sio.eio.polling == {}
+    assert server.app[HUB].sio.eio.held == {}
+
+
+async def test_websocket_sessions_without_connect_count_against_the_per_ip_cap(server, http,
+                                                                             tenant):
+    """No credential is checked before CONNECT: such sessions are capped like polling."""
+    idle = [await eio_socket(server) for _ in range(3)]
+    async with http.get(base(server) + EIO_WS) as resp:  # refused before any upgrade
+        assert resp.status == 429
+        assert_envelope(await resp.json(), 429, "RATE_LIMIT_EXCEEDED")
+    idle.pop().abort()
+    eio = server.app[HUB].sio.eio
+    async with asyncio.timeout(TIMEOUT):
+        while len(eio.held) > 2:  # noqa: ASYNC110 (server state, same loop)
+            await asyncio.sleep(0.01)
+    connected = await eio_socket(server, tenant["api_key"])  # its place is free again
+    assert len(eio.held) == 2  # a connected WebSocket session is not counted
+    more = [await eio_socket(server, tenant["api_key"]) for _ in range(3)]
+    for sock in [*idle, connected, *more]:
+        sock.abort()
 
 
 async def test_a_second_waiting_poll_is_refused(server, http, tenant):

@@ -410,8 +410,10 @@ PollTimeout = type("PollTimeout", (errors.ApiError,), {
 class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
     """engine.io's server with bounds on long-polling.
 
-    New polling sessions are capped per client IP and in total (429 / 503); a session
-    stops counting once upgraded to WebSocket or closed. A POST is read here, with a time
+    The sessions a client can hold open cheaply, those on long-polling and those that have
+    not sent a Socket.IO CONNECT yet (no credential checked), are capped per client IP and in
+    total (429 / 503); a session stops counting once it is connected and off long-polling,
+    or closed. A POST is read here, with a time
     limit and its size checked first: over `max_http_buffer_size` it gets 413 and the
     connection is closed unread (engine.io's own path hangs on the closing session's queue
     and never answers). A malformed payload gets 400 and ends the session; a POST or poll
@@ -425,14 +427,16 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.polling: dict[str, str] = {}  # sid of a session on long-polling: its client IP
-        self.polling_ips: dict[str, int] = {}
+        self.held: dict[str, str] = {}  # sid of a counted session: its client IP
+        self.held_ips: dict[str, int] = {}
+        self.unconnected: set[str] = set()  # counted sids without a Socket.IO CONNECT
+        self.on_polling: set[str] = set()  # counted sids still on long-polling
         self.polls: set[str] = set()  # sids with a GET poll waiting
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
         sid = request.query.get("sid")
         if sid is None:
-            if request.method == "GET" and _polling(request):
+            if request.method == "GET":
                 refusal = self._over_cap(request)
                 if refusal is not None:
                     return refusal
@@ -444,34 +448,52 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
         return await super().handle_request(request)
 
     def _over_cap(self, request: web.Request) -> web.Response | None:
-        if len(self.polling) >= self.total_cap:
-            log.debug("polling session refused: %d open", len(self.polling))
-            return self._error(request, errors.ServiceUnavailable("Too many polling sessions"))
-        if self.polling_ips.get(self._ip(request), 0) >= self.per_ip_cap:
-            log.debug("polling session refused for %s: per-IP cap", self._ip(request))
+        if len(self.held) >= self.total_cap:
+            log.debug("session refused: %d polling or unconnected", len(self.held))
+            return self._error(request, errors.ServiceUnavailable("Too many open sessions"))
+        if self.held_ips.get(self._ip(request), 0) >= self.per_ip_cap:
+            log.debug("session refused for %s: per-IP cap", self._ip(request))
             return self._error(request, errors.RateLimitExceeded(
-                "Too many polling sessions from this address"))
+                "Too many open sessions from this address"))
         return None
 
     def _ip(self, request: web.Request) -> str:
         return request_ip(request, self.trusted_proxies)
 
-    def polling_started(self, sid: str, environ: dict[str, Any]) -> None:
+    def session_opened(self, sid: str, environ: dict[str, Any]) -> None:
         request = environ.get("aiohttp.request")
-        if request is None or not _polling(request):
+        if request is None:
             return
         ip = self._ip(request)
-        self.polling[sid] = ip
-        self.polling_ips[ip] = self.polling_ips.get(ip, 0) + 1
+        self.held[sid] = ip
+        self.held_ips[ip] = self.held_ips.get(ip, 0) + 1
+        self.unconnected.add(sid)
+        if _polling(request):
+            self.on_polling.add(sid)
+
+    def connected(self, sid: str) -> None:
+        self.unconnected.discard(sid)
+        self._release_if_free(sid)
 
     def polling_ended(self, sid: str) -> None:
-        ip = self.polling.pop(sid, None)
+        self.on_polling.discard(sid)
+        self._release_if_free(sid)
+
+    def session_closed(self, sid: str) -> None:
+        self.unconnected.discard(sid)
+        self.on_polling.discard(sid)
+        self._release_if_free(sid)
+
+    def _release_if_free(self, sid: str) -> None:
+        if sid in self.unconnected or sid in self.on_polling:
+            return
+        ip = self.held.pop(sid, None)
         if ip is not None:
-            left = self.polling_ips[ip] - 1
+            left = self.held_ips[ip] - 1
             if left:
-                self.polling_ips[ip] = left
+                self.held_ips[ip] = left
             else:
-                del self.polling_ips[ip]
+                del self.held_ips[ip]
 
     async def _poll(self, request: web.Request, sid: str) -> web.StreamResponse:
         if sid in self.polls:
@@ -574,9 +596,14 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
-        self.eio.polling_started(eio_sid, environ)
+        self.eio.session_opened(eio_sid, environ)
         beat = self.eio.ping_interval + self.eio.ping_timeout
         asyncio.get_running_loop().call_later(beat, self._connect_overdue, eio_sid)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            self.eio.connected(eio_sid)
 
     def _connect_overdue(self, eio_sid: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
@@ -604,7 +631,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             asyncio.get_running_loop().call_later(beat, self._connect_overdue, eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        self.eio.polling_ended(eio_sid)
+        self.eio.session_closed(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     def _refuse(self, eio_sid: str, code: int, reason: str) -> None:
