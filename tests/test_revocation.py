@@ -227,6 +227,23 @@ async def test_leaving_a_public_room_keeps_its_sockets(server, http, api, tenant
     await raw.close()
 
 
+async def test_a_room_made_private_keeps_only_its_participants_connected(
+        server, http, api, tenant, room):
+    """Connecting to a public room makes you a participant; one who left since is dropped
+    when the room turns private, the others stay."""
+    pat = await connect(http, server, room["id"], tenant["api_key"], user_id="pat")
+    kim = await connect(http, server, room["id"], tenant["api_key"], user_id="kim")
+    status, body = await api.call("POST", f"/rooms/{room['id']}/leave", {"user_id": "pat"})
+    assert status == 200, body
+    status, body = await api.call("PUT", f"/rooms/{room['id']}", {"is_private": True})
+    assert status == 200 and body["data"]["is_private"], body
+    await send(api, room["id"], "members only")
+    code, seen = await close_code_and_events(pat)
+    assert code == 4003 and contents(seen) == []
+    await kim.next("message", content="members only")
+    await kim.close()
+
+
 async def test_deactivated_room_drops_socketio_members_with_4003(
         server, http, api, tenant, room, sio_client):
     sio = await sio_client(user_id="sam")

@@ -91,12 +91,21 @@ class RoomService:
     async def update(self, principal: Principal, room_id: str, changes: dict[str, Any]
                      ) -> dict[str, Any]:
         require_client_key(principal)
-        await self.find(principal, room_id)
+        before = await self.find(principal, room_id)
         updated = await self.storage.update_room(
             principal.client_id, room_id, {**changes, "updated_at": now_ts()})
         if updated is None:
             raise errors.RoomNotFound()
+        if updated["is_private"] and not before["is_private"]:
+            await self._drop_outsiders(principal.client_id, room_id)
         return updated
+
+    async def _drop_outsiders(self, client_id: str, room_id: str) -> None:
+        """A room made private keeps only its participants' connections."""
+        for user_id in await self.realtime.online_users(room_id):
+            if await self.storage.get_participant(room_id, user_id) is None:
+                await self.realtime.remove_member(client_id, room_id, user_id,
+                                                  "Room access denied: the room is private now")
 
     async def delete(self, principal: Principal, room_id: str) -> None:
         require_client_key(principal)
