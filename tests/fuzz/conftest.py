@@ -51,6 +51,7 @@ class LiveServer:
         for flag, value in {**SERVER_FLAGS, **flags}.items():
             self.args += [flag, value]
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_seen = 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-clients",
                                        daemon=True)
@@ -93,6 +94,21 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def new_log(self) -> str:
+        """What the server logged since the last call."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_seen)
+            text = log.read()
+        self.log_seen += len(text)
+        return text.decode(errors="replace")
+
+    def assert_no_traceback(self, what: object) -> None:
+        """The server logged no traceback since the last check (`what` names the input)."""
+        text = self.new_log()
+        if "Traceback" in text:
+            last = [line for line in text.splitlines() if line and not line[0].isspace()]
+            raise AssertionError(f"server traceback after {what!r}: {last[-1][:300]}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -12,9 +12,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-# Integers past every bound a server might keep: int32, a float's exact range, int64, uint64
-# and a 301-digit one. (Longer than Python's 4300-digit int-to-str limit: HUGE_LITERAL.)
-HUGE_INTS = [2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**300, -(10**300)]
+# Integers past every bound a server might keep: int32, a float's exact range, int64, uint64;
+# then 301-digit ones, and one longer than Python's 4300-digit int-to-str limit.
+HUGE_INTS = [2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64]
+LONG_INTS = [10**300, -(10**300), 10**100]
 HUGE_LITERAL = "9" * 5000
 # Strings every text field must refuse or keep verbatim, never choke on.
 NASTY_TEXT = ["", " ", "\x00", "a\x00b", "\u202e", "\u00a0", "\ud800", "\udfff", "\ufeff",
@@ -57,6 +58,7 @@ def deep(min_depth: int, max_depth: int, *, as_text: bool = False) -> st.SearchS
 VALUE_PIECES: dict[str, st.SearchStrategy[Any]] = {
     "json": json_values,
     "huge_int": st.sampled_from(HUGE_INTS),
+    "long_int": st.sampled_from(LONG_INTS),
     "nasty_text": st.sampled_from(NASTY_TEXT),
     "long_text": st.integers(10_001, 40_000).map(lambda n: "x" * n),
     "deep_nesting": deep(9, 200),
