@@ -62,7 +62,7 @@ VALUE_PIECES: dict[str, st.SearchStrategy[Any]] = {
     "nasty_text": st.sampled_from(NASTY_TEXT),
     "long_text": st.integers(10_001, 40_000).map(lambda n: "x" * n),
     "deep_nesting": deep(9, 200),
-    "deep_nesting_past_recursion_limit": deep(300, 900),
+    "deep_nesting_past_recursion_limit": deep(300, 700),
 }
 
 
