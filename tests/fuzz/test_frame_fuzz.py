@@ -42,7 +42,8 @@ MAX_FRAME_BYTES = 65536  # the server's default `CHATAPI_WS_MAX_FRAME_BYTES`
 # Strategy pieces that hit bugs being fixed on other branches; each entry names the piece
 # and, as its value, the reproducer. Delete the entries once the fixes are merged.
 KNOWN_BUGS_UNTIL_MERGE: dict[str, str] = {
-    "raw:deep_nesting_text": "raw WS frame with `meta` nested 300+ levels -> close 1011",
+    "raw:deep_nesting_text": "{\"type\": \"message\", \"data\": {\"content\": \"x\", \"meta\": "
+                             "{\"a\": … 330 levels of objects}}} -> close 1011 (325: 422)",
     "sio:unknown_event": "Socket.IO event with no handler, emitted with an ack -> no ack ever",
     "sio:value-long_int": "an integer over 100 digits in a Socket.IO event -> engine.io "
                           "ValueError 'Integer is too large' logged, no ack",
