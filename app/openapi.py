@@ -98,24 +98,34 @@ def _responses(route: Route) -> dict[str, Any]:
 
 def _success(route: Route) -> dict[str, Any]:
     if route.raw_type is not None:
-        return {"description": "OK", "content": {route.raw_type: {"schema": {"type": "string"}}}}
+        kind = "object" if route.raw_type == "application/json" else "string"
+        return {"description": "OK", "content": {route.raw_type: {"schema": {"type": kind}}}}
     schema = schemas.ActionOut if route.response is None else envelope(route.response, route.many)
     return {"description": "Success", "content": {"application/json": {"schema": schema}}}
 
 
 def _error_codes(route: Route) -> list[int]:
-    codes = {429}
+    """Every status the dispatcher, the access middleware or the handler can answer with."""
+    codes = {422, 429}  # 422: unknown or repeated query parameters, on every route
     if route.auth != PUBLIC:
         codes |= {401, 403, 503}
     if route.path_params:
-        codes |= {404, 409, 422}
+        codes |= {404, 409}
+    if _names_a_room(route):
+        codes.add(404)
     if route.body is not None:
-        codes |= {400, 413, 415, 422}
-    if route.query._declared_fields:
-        codes.add(422)
+        codes |= {400, 413, 415}
     if route.path == "/readyz":
         codes.add(503)
     return sorted(codes)
+
+
+def _names_a_room(route: Route) -> bool:
+    """A body or query field that names a room: an unknown one is 404 ROOM_NOT_FOUND."""
+    fields_named = set(route.query._declared_fields)
+    if route.body is not None:
+        fields_named |= set(route.body._declared_fields)
+    return "room_id" in fields_named
 
 
 @cache
