@@ -50,6 +50,7 @@ MethodNotAllowed = _error("MethodNotAllowed", 405, "METHOD_NOT_ALLOWED", "Method
 AlreadyInRoom = _error("AlreadyInRoom", 409, "ALREADY_IN_ROOM", "User is already in the room")
 NotInRoom = _error("NotInRoom", 409, "NOT_IN_ROOM", "User is not in the room")
 RoomInactive = _error("RoomInactive", 409, "ROOM_INACTIVE", "Room is deactivated")
+UnknownType = _error("UnknownType", 400, "UNKNOWN_TYPE", "Unknown event type")
 InvalidJson = _error("InvalidJson", 400, "INVALID_JSON", "Request body must be a JSON object")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE", "Request body is too large")
 UnsupportedMediaType = _error(

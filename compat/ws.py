@@ -181,7 +181,7 @@ def _parse(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
         raise errors.InvalidJson("Frame must be a JSON object")
     event = frame.get("type")
     if not isinstance(event, str) or (event not in HANDLERS and event != "message"):
-        raise UnknownType(f"Unknown event type: {str(event)[:64]!r}")
+        raise errors.UnknownType(f"Unknown event type: {str(event)[:64]!r}")
     data = frame.get("data", {})
     if data is None:
         data = {}
@@ -191,8 +191,6 @@ def _parse(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
     return event, data
 
 
-UnknownType = type("UnknownType", (errors.ApiError,),
-                   {"status": 400, "code": "UNKNOWN_TYPE", "default_detail": "Unknown type"})
 
 
 async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:

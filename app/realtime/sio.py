@@ -104,10 +104,21 @@ def register(sio: socketio.AsyncServer, hub: Hub, limiter: RateLimiter) -> None:
         await hub.sio_disconnect(sid)
 
     sio.eio.bucket_for = lambda eio_sid: _bucket(hub, eio_sid)
+    async def unknown(event: Any, sid: str, *_: Any) -> dict[str, Any]:
+        return await _guarded(hub, _unknown_event(event))(sid, {})
+
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
     for name, handler in HANDLERS.items():
         sio.on(name, _guarded(hub, handler))
+    sio.on("*", unknown)  # an event of no handler is still answered, and counted
+
+
+def _unknown_event(event: Any) -> Handler:
+    async def unknown_event(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        raise errors.UnknownType(f"Unknown event type: {str(event)[:64]!r}")
+
+    return unknown_event
 
 
 def _bucket(hub: Hub, eio_sid: str) -> TokenBucket:

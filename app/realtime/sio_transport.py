@@ -605,6 +605,12 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
             self.eio.connected(eio_sid)
 
+    async def _handle_event(self, eio_sid: str, namespace: str, id: Any, data: Any) -> None:
+        if not data or type(data[0]) is not str:  # an event's name comes first
+            self._refuse(eio_sid, PROTOCOL_ERROR, "Malformed packet")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
     def _connect_overdue(self, eio_sid: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and self.manager.sid_from_eio_sid(eio_sid, "/") is None:

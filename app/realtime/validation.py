@@ -53,8 +53,8 @@ def last_seq(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= schemas.MAX_SEQ:
         return value
     raise invalid("last_seq", "Not a valid non-negative integer.")
 
@@ -68,7 +68,7 @@ def is_typing(data: dict[str, Any]) -> bool:
 
 def read_seq(data: dict[str, Any]) -> int:
     value = data.get("seq")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < schemas.MAX_SEQ:
         raise invalid("seq", "Not a valid non-negative integer.")
     return value
 
@@ -82,18 +82,20 @@ def message(data: dict[str, Any], settings: Settings, user_id: str) -> dict[str,
     return fields
 
 
-class TooDeep(str):
-    """What a Socket.IO payload too deep to parse becomes: not an object, so the event's
+class Unreadable(str):
+    """What a Socket.IO payload that is valid JSON but cannot be read becomes (nested too
+    deep for the parser, an integer of over 100 digits): not an object, so the event's
     handler answers with a VALIDATION_ERROR ack (and a CONNECT with it has no token)."""
 
 
 _EVENT_NAME = re.compile(r'\[\s*("(?:[^"\\]|\\.){0,200}")\s*,')
+_TOO_LARGE = "Integer is too large"  # engine.io's JSON refuses integers of over 100 digits
 
 
 class PacketJson:
-    """engine.io's JSON (integers of at most 100 digits) for Socket.IO packets, except that
-    input nested too deep for the parser keeps its event name and gets an error ack instead
-    of a RecursionError and no answer."""
+    """engine.io's JSON for Socket.IO packets, except that a payload it cannot read although
+    it is JSON keeps its event name and gets an error ack, instead of a RecursionError or a
+    closed connection and no answer."""
 
     dumps = staticmethod(engineio_json.dumps)
 
@@ -102,6 +104,14 @@ class PacketJson:
         try:
             return engineio_json.loads(text, **kwargs)
         except RecursionError:
-            marker = TooDeep("JSON nested too deeply")
-            name = _EVENT_NAME.match(text)
-            return [json.loads(name.group(1)), marker] if name else marker
+            return _unreadable(text, "JSON nested too deeply")
+        except ValueError as exc:
+            if str(exc) != _TOO_LARGE:
+                raise
+            return _unreadable(text, "Integer too large")
+
+
+def _unreadable(text: str, why: str) -> Any:
+    marker = Unreadable(why)
+    name = _EVENT_NAME.match(text)
+    return [json.loads(name.group(1)), marker] if name else marker

@@ -51,11 +51,7 @@ ERROR_FIELDS = {"status", "detail", "error_code", "status_code", "timestamp"}
 
 # Hostile value pieces that hit bugs being fixed on other branches, with the reproducer.
 # Delete each entry once its fix is merged.
-KNOWN_BUGS_UNTIL_MERGE: dict[str, str] = {
-    "rest:value-deep_nesting_past_recursion_limit":
-        "POST /api/v1/rooms {\"name\": \"a\", \"meta\": {\"a\": {\"a\": … 325 levels}}} -> 500 "
-        "INTERNAL_ERROR (RecursionError); 300 levels -> 422, 1000 -> 400",
-}
+KNOWN_BUGS_UNTIL_MERGE: dict[str, str] = {}
 
 
 def label(route: Route) -> str:
