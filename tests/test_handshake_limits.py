@@ -14,7 +14,7 @@ import pytest
 import socketio
 
 from tests.conftest import ADMIN_KEY
-from tests.test_realtime_helpers import TIMEOUT, call, connect, ws_url
+from tests.test_realtime_helpers import TIMEOUT, call, connect, sio_refusal, ws_url
 
 SLOW = 0.001  # tokens per second: nothing refills while a test runs
 UNAUTHORIZED = (4001, "Unauthorized")
@@ -56,17 +56,6 @@ async def ws_refusal(http: aiohttp.ClientSession, server, room_id: str, token: s
                 return msg.data, msg.extra
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 raise AssertionError(f"unexpected {msg}")
-
-
-async def sio_refusal(server, token: str) -> Any:
-    """The connect_error payload a Socket.IO handshake is refused with."""
-    client = socketio.AsyncClient(reconnection=False)
-    errors: asyncio.Queue = asyncio.Queue()
-    client.on("connect_error", errors.put_nowait)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await asyncio.wait_for(client.connect(str(server.make_url("")), auth={"token": token},
-                                              transports=["websocket"]), TIMEOUT)
-    return await asyncio.wait_for(errors.get(), TIMEOUT)
 
 
 async def sio_connected(server, token: str) -> socketio.AsyncClient:

@@ -26,6 +26,7 @@ import contextvars
 import json
 import re
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -141,7 +142,7 @@ class Deaf:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", target.port, limit=2**20), IO_TIMEOUT)
         writer.transport.get_extra_info("socket").setsockopt(
-            __import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         writer.write((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())

@@ -195,3 +195,14 @@ class StalledSocket:
 
     def abort(self) -> None:
         self.writer.transport.abort()
+
+
+async def sio_refusal(server: TestServer, token: str) -> Any:
+    """The connect_error payload a Socket.IO handshake is refused with."""
+    client = socketio.AsyncClient(reconnection=False)
+    errors: asyncio.Queue = asyncio.Queue()
+    client.on("connect_error", errors.put_nowait)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await asyncio.wait_for(client.connect(str(server.make_url("")), auth={"token": token},
+                                              transports=["websocket"]), TIMEOUT)
+    return await asyncio.wait_for(errors.get(), TIMEOUT)

@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 from tests import test_realtime_helpers as rt
-from tests.test_realtime_helpers import TIMEOUT, call, connect
+from tests.test_realtime_helpers import TIMEOUT, call, connect, sio_refusal
 
 sio_client = rt.sio_client
 
@@ -43,13 +43,7 @@ async def next_event(queue: asyncio.Queue, event_type: str, **match) -> dict:
 
 @pytest.mark.parametrize("token", ["", "sk_test_1234567890abcdef", "a.b.c"])
 async def test_bad_credential_is_refused_with_4001(server, token):
-    client = socketio.AsyncClient(reconnection=False)
-    errors: asyncio.Queue = asyncio.Queue()
-    client.on("connect_error", errors.put_nowait)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await asyncio.wait_for(client.connect(str(server.make_url("")), auth={"token": token},
-                                              transports=["websocket"]), TIMEOUT)
-    error = await asyncio.wait_for(errors.get(), TIMEOUT)
+    error = await sio_refusal(server, token)
     assert error["code"] == 4001 and error["message"] == "Unauthorized"
 
 
