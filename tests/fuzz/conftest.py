@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
+import schemathesis
 
+from compat.http import ADMIN
 from tests.conftest import ADMIN_KEY
 from tests.ports import free_port
 
@@ -142,3 +144,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def schema(live: LiveServer) -> Any:
+    return schemathesis.openapi.from_url(f"{live.base_url}/openapi.json", timeout=HTTP_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def keys(live: LiveServer) -> dict[str, Any]:
+    """The credential each route kind is fuzzed with; the tenant key follows rotate-key."""
+    tenant = live.new_tenant()
+    return {"tenant": tenant, ADMIN: ADMIN_KEY}
