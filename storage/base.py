@@ -96,6 +96,8 @@ class NotificationQuery:
 class Storage(ABC):
     """A chat store. One instance is shared by the whole process; methods are coroutine-safe."""
 
+    migrated: list[str]  # what the last open() changed in the schema, one line each
+
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod
     async def open(self, *, migrate: bool = False) -> None:
