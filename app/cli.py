@@ -1,4 +1,4 @@
-"""`chatapi serve` and `chatapi create-client NAME`."""
+"""`chatapi serve`, `chatapi create-client NAME` and `chatapi migrate`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiohttp import web
 from app import config, logscrub
 from app.auth import Principal
 from app.services.clients import ClientService
-from storage import create_storage
+from storage import SchemaMismatch, StorageError, create_storage
 
 MIN_ADMIN_KEY_LENGTH = 24
 
@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--description", default=None)
     config.add_flags(create)
+    migrate = commands.add_parser(
+        "migrate", help="bring the database's schema up to date, including the steps "
+                        "`serve` won't apply while other nodes run")
+    config.add_flags(migrate)
     return parser
 
 
@@ -43,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logscrub.install()
     if args.command == "create-client":
         return asyncio.run(_create_client(settings, args.name, args.description))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
     weak = weak_admin_key(settings.admin_key)
     if weak:
         print(f"chatapi: {weak}", file=sys.stderr)
@@ -64,9 +70,13 @@ def _serve(settings: config.Settings) -> int:
 
     app = create_app(settings)
     _tune_gc()
-    web.run_app(app, host=settings.host, port=settings.port,
-                shutdown_timeout=settings.drain_seconds, access_log=None,
-                print=lambda text: print(text, flush=True))
+    try:
+        web.run_app(app, host=settings.host, port=settings.port,
+                    shutdown_timeout=settings.drain_seconds, access_log=None,
+                    print=lambda text: print(text, flush=True))
+    except SchemaMismatch as exc:
+        print(f"chatapi: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -77,9 +87,29 @@ def _tune_gc() -> None:
     gc.freeze()
 
 
+async def _migrate(settings: config.Settings) -> int:
+    storage = create_storage(settings.database_url)
+    try:
+        await storage.open(migrate=True)
+    except StorageError as exc:
+        await storage.close()
+        print(f"chatapi: {exc}", file=sys.stderr)
+        return 1
+    await storage.close()
+    for change in storage.migrated:
+        print(change)
+    print("schema up to date")
+    return 0
+
+
 async def _create_client(settings: config.Settings, name: str, description: str | None) -> int:
     storage = create_storage(settings.database_url)
-    await storage.open()
+    try:
+        await storage.open()
+    except StorageError as exc:
+        await storage.close()
+        print(f"chatapi: {exc}", file=sys.stderr)
+        return 1
     try:
         # whoever runs the command line on the server's data acts as its administrator
         operator = Principal(kind="admin")

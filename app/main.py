@@ -18,7 +18,7 @@ from app.config import Settings
 from app.keys import LIMITER, SERVICES, SETTINGS, STORAGE
 from app.ratelimit import MemoryRateLimiter, RateLimiter
 from app.services import Services
-from storage import Storage, StorageUnavailable, create_storage
+from storage import SchemaMismatch, Storage, StorageUnavailable, create_storage
 
 log = logging.getLogger("chatapi")
 
@@ -111,6 +111,8 @@ async def _prepare_until_ready(app: web.Application, announce: Callable[[str], N
             await _prepare(app, announce)
         except StorageUnavailable as exc:
             log.info("storage still unreachable: %s", exc)
+        except SchemaMismatch as exc:  # `chatapi migrate` meanwhile lets this node start
+            log.error("%s", exc)
         except Exception:
             log.exception("preparing storage failed")
         else:
@@ -120,7 +122,10 @@ async def _prepare_until_ready(app: web.Application, announce: Callable[[str], N
 
 
 async def _prepare(app: web.Application, announce: Callable[[str], None]) -> None:
-    await app[STORAGE].open()
+    store = app[STORAGE]
+    await store.open()
+    for change in getattr(store, "migrated", ()):
+        log.info("storage upgraded: %s", change)
     created = await app[SERVICES].clients.bootstrap()
     if created is not None:
         url = app[SETTINGS].demo_url(created.room["id"], created.api_key)

@@ -41,6 +41,11 @@ class QueryTimeout(StorageUnavailable):
     """A read ran past the backend's time limit and was stopped (answered as a 503)."""
 
 
+class SchemaMismatch(StorageError):
+    """The database's schema can't be used as it is: it is newer than this code, or an
+    upgrade step is unsafe while other nodes run (`chatapi migrate` applies it). One line."""
+
+
 class RecordNotFound(StorageError):
     """A write names a parent that does not exist (e.g. add_message to an unknown room)."""
 
@@ -91,10 +96,17 @@ class NotificationQuery:
 class Storage(ABC):
     """A chat store. One instance is shared by the whole process; methods are coroutine-safe."""
 
+    migrated: list[str]  # what the last open() changed in the schema, one line each
+
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod
-    async def open(self) -> None:
-        """Connect, create or migrate the schema and indexes. Raises StorageUnavailable."""
+    async def open(self, *, migrate: bool = False) -> None:
+        """Connect, create or upgrade the schema and indexes. Raises StorageUnavailable.
+
+        Upgrade steps that are safe while other nodes run are applied always; the others
+        only with `migrate` (else SchemaMismatch naming what and `chatapi migrate`). A
+        schema newer than this code is SchemaMismatch either way. What was changed is
+        left in `self.migrated` (one line each)."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -103,6 +115,16 @@ class Storage(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Cheap round trip for `/readyz`; raises StorageUnavailable when unreachable."""
+
+    # -- meta: records of the deployment itself (first-start claim) -------------------------
+    @abstractmethod
+    async def get_meta(self, key: str) -> Record | None: ...
+
+    @abstractmethod
+    async def swap_meta(self, key: str, value: Record, expected: Record | None) -> bool:
+        """Compare-and-set: store `value` under `key` if what is stored equals `expected`
+        (None: nothing stored). Atomic across processes and nodes: of concurrent callers
+        expecting the same value, exactly one gets True."""
 
     # -- clients (tenants) ---------------------------------------------------------------
     @abstractmethod

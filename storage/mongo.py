@@ -14,6 +14,22 @@ Can't do (no multi-document transactions are used, so it also runs on a standalo
   message, and the loser's seq stays unused (seqs are never reused; gaps are harmless to
   `after_seq` paging);
 - a crash between the room update and the insert likewise leaves a seq unused.
+
+Failures: a lost connection, a primary stepping down or a server shutting down (the
+driver's ConnectionFailure family, or an OperationFailure labelled RetryableWriteError or
+carrying one of _TRANSIENT_CODES) is StorageUnavailable, a retryable 503. PyMongo retries
+each write once by itself on a replica set (retryable writes, on by default), and the
+server's default write concern (majority, since MongoDB 5.0) keeps an acknowledged write
+through a failover. A send whose reply was lost may still have been stored: the client's
+retry with the same client_msg_id finds it (lookup first, else the idempotency index), so
+the message is stored once.
+
+Schema: SCHEMA_VERSION, kept in the `meta` collection (`_id: "schema_version"`), is the
+version of INDEXES; a database from before versions were recorded counts as v0. `open()`
+creates missing indexes and replaces by name those whose spec changed when neither the old
+nor the new one is unique (dropping and re-creating a non-unique index only slows queries
+for a moment); a changed unique index leaves a window for duplicates, so only `chatapi
+migrate` (`open(migrate=True)`) replaces it. Bump SCHEMA_VERSION with every INDEXES change.
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from storage.base import (
     Record,
     RecordNotFound,
     RoomQuery,
+    SchemaMismatch,
     Storage,
     StorageError,
     StorageUnavailable,
@@ -71,6 +88,16 @@ from storage.records import (
 DEFAULT_DATABASE = "chatapi"
 DEFAULT_TIMEOUT_MS = 3000
 _AUTH_ERROR_CODES = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
+# Server answers that mean "not now, try again": HostUnreachable, HostNotFound,
+# NetworkTimeout, ShutdownInProgress, PrimarySteppedDown, WriteConcernFailed (the write may
+# or may not stand: retried with its client_msg_id it is stored once), SocketException,
+# NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+# NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary.
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 64, 9001, 10107, 11600, 11602, 13435, 13436})
+_INDEX_BUILD_CODES = frozenset({67, 85, 86, 11000})  # CannotCreateIndex, the two conflicts, dup
+_INDEX_NOT_FOUND = 27
+SCHEMA_VERSION = 1
+SCHEMA_KEY = "schema_version"
 
 # collection -> [(keys, options)]
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
@@ -146,6 +173,49 @@ def _renamed(doc: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return doc
 
 
+def _unavailable(exc: OperationFailure) -> bool:
+    """A server answer meaning it can't serve now: denied, timed out or changing primary."""
+    return (exc.code in _AUTH_ERROR_CODES or exc.code in _TRANSIENT_CODES or exc.timeout
+            or exc.has_error_label("RetryableWriteError"))
+
+
+def _meta_text(value: Record) -> str:
+    """Canonical JSON, so that equal records compare equal in swap_meta's filter."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _index_spec(info: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two indexes the same, from index_information() or INDEXES options."""
+    keys = tuple((field, int(direction)) for field, direction in info["key"])
+    return (keys, bool(info.get("unique")), bool(info.get("sparse")),
+            info.get("partialFilterExpression"), info.get("expireAfterSeconds"))
+
+
+def _clashing(existing: dict[str, Any], keys: list[tuple[str, int]],
+              options: dict[str, Any]) -> list[str]:
+    """Existing indexes in the way of this one: its name with another spec (mongod error
+    86), or its keys under another name (error 85)."""
+    wanted = _index_spec({"key": keys, **options})
+    clashing = []
+    for name, info in existing.items():
+        spec = _index_spec(info)
+        if name == options["name"] and spec != wanted:
+            clashing.append(name)
+        elif name not in (options["name"], "_id_") and spec[0] == wanted[0]:
+            clashing.append(name)
+    return clashing
+
+
+def _replaceable(existing: dict[str, Any], clashing: list[str], options: dict[str, Any]) -> bool:
+    return not options.get("unique") and not any(
+        existing[name].get("unique") for name in clashing)
+
+
+def _one_line(exc: OperationFailure) -> str:
+    message = (exc.details or {}).get("errmsg") or str(exc)
+    return " ".join(str(message).split())
+
+
 def _contains(text: str) -> dict[str, str]:
     """Case-insensitive literal substring: the user's text never acts as a pattern."""
     return {"$regex": re.escape(text), "$options": "i"}
@@ -178,6 +248,8 @@ class MongoStorage(Storage):
         self._participants = self._db["participants"]
         self._messages = self._db["messages"]
         self._notifications = self._db["notifications"]
+        self._meta = self._db["meta"]
+        self.migrated: list[str] = []
 
     @classmethod
     def from_url(cls, url: str, *, database: str | None = None,
@@ -206,7 +278,7 @@ class MongoStorage(Storage):
         except (ConnectionFailure, InvalidOperation) as exc:  # incl. timeouts, AutoReconnect
             raise StorageUnavailable(f"MongoDB: {exc}") from exc
         except OperationFailure as exc:
-            if exc.code in _AUTH_ERROR_CODES or exc.timeout:
+            if _unavailable(exc):
                 raise StorageUnavailable(f"MongoDB: {exc}") from exc
             raise StorageError(f"MongoDB: {exc}") from exc
         except PyMongoError as exc:
@@ -238,19 +310,77 @@ class MongoStorage(Storage):
         return await cursor.to_list()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Create the indexes; until that succeeds every call is StorageUnavailable."""
+    async def open(self, *, migrate: bool = False) -> None:
+        """Bring the indexes to this code's schema (module docstring); until that succeeds
+        every call is StorageUnavailable."""
         if self._closed:
             raise StorageUnavailable("MongoDB storage is closed")
         self._open = True
         try:
             with self._errors():
-                for name, specs in INDEXES.items():
-                    for keys, options in specs:
-                        await self._db[name].create_index(keys, **options)
+                self.migrated = await self._upgrade(migrate)
         except BaseException:
             self._open = False
             raise
+
+    async def _upgrade(self, manual: bool) -> list[str]:
+        stored = await self._meta.find_one({"_id": SCHEMA_KEY})
+        version = stored["version"] if stored else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"MongoDB database {self._db.name} has schema v{version}, newer than this "
+                f"ChatAPI (v{SCHEMA_VERSION}): run a ChatAPI version that knows it")
+        done: list[str] = []
+        for collection, specs in INDEXES.items():
+            existing = await self._db[collection].index_information()
+            for keys, options in specs:
+                done += await self._sync_index(collection, existing, keys, options, manual)
+        if version < SCHEMA_VERSION:
+            await self._record_version()
+            done.append(f"MongoDB schema v{version} -> v{SCHEMA_VERSION}")
+        return done
+
+    async def _record_version(self) -> None:
+        # $max: a node with older code starting meanwhile never lowers the version.
+        try:
+            await self._meta.update_one(
+                {"_id": SCHEMA_KEY}, {"$max": {"version": SCHEMA_VERSION}}, upsert=True)
+        except DuplicateKeyError:  # another node's upsert of the same record won
+            await self._meta.update_one(
+                {"_id": SCHEMA_KEY}, {"$max": {"version": SCHEMA_VERSION}})
+
+    async def _sync_index(self, collection: str, existing: dict[str, Any],
+                          keys: list[tuple[str, int]], options: dict[str, Any],
+                          manual: bool) -> list[str]:
+        """Create one index of INDEXES, or replace the ones in its way (same name or keys)."""
+        name = options["name"]
+        clashing = _clashing(existing, keys, options)
+        if name in existing and not clashing:
+            return []
+        where = f"MongoDB index {collection}.{name}"
+        if clashing and not manual and not _replaceable(existing, clashing, options):
+            raise SchemaMismatch(
+                f"{where} differs from this ChatAPI's ({', '.join(clashing)} in the way) and "
+                "is unique, so it can't be replaced while other nodes write: stop every node "
+                "and run `chatapi migrate`")
+        for other in clashing:
+            await self._drop_index(collection, other)
+        try:
+            await self._db[collection].create_index(keys, **options)
+        except OperationFailure as exc:
+            if exc.code not in _INDEX_BUILD_CODES:
+                raise
+            raise SchemaMismatch(
+                f"{where} can't be built ({_one_line(exc)}): fix what is in the way, then run "
+                "`chatapi migrate`") from exc
+        return [f"{where} {'replaced' if clashing else 'created'}"]
+
+    async def _drop_index(self, collection: str, name: str) -> None:
+        try:
+            await self._db[collection].drop_index(name)
+        except OperationFailure as exc:
+            if exc.code != _INDEX_NOT_FOUND:  # another node dropped it first
+                raise
 
     async def close(self) -> None:
         self._open = False
@@ -264,6 +394,25 @@ class MongoStorage(Storage):
     async def check(self) -> None:
         with self._errors():
             await self._db.command("ping")
+
+    # -- meta --------------------------------------------------------------------------------
+    async def get_meta(self, key: str) -> Record | None:
+        with self._errors():
+            doc = await self._meta.find_one({"_id": key, "value": {"$type": "string"}})
+        return None if doc is None else json.loads(doc["value"])
+
+    async def swap_meta(self, key: str, value: Record, expected: Record | None) -> bool:
+        with self._errors():
+            if expected is None:
+                try:
+                    await self._meta.insert_one({"_id": key, "value": _meta_text(value)})
+                except DuplicateKeyError:
+                    return False
+                return True
+            swapped = await self._meta.update_one(
+                {"_id": key, "value": _meta_text(expected)},
+                {"$set": {"value": _meta_text(value)}})
+        return bool(swapped.matched_count)
 
     # -- clients -----------------------------------------------------------------------------
     async def create_client(self, client: Record) -> Record:

@@ -45,6 +45,7 @@ from storage.base import (
     Record,
     RecordNotFound,
     RoomQuery,
+    SchemaMismatch,
     Storage,
     StorageError,
     StorageUnavailable,
@@ -70,7 +71,9 @@ from storage.records import (
 
 # -- schema -----------------------------------------------------------------------------------
 # Migration N (1-based) brings PRAGMA user_version from N-1 to N. Append only; never edit a
-# step that has shipped.
+# step that has shipped. `chatapi serve` applies a step by itself unless its number is in
+# MANUAL_MIGRATIONS (a step other processes on the file must not run through, e.g. one that
+# rewrites rows or changes a unique index); `chatapi migrate` applies every step.
 MIGRATIONS: list[tuple[str, ...]] = [
     (  # 1: tables, indexes, counter triggers
         """CREATE TABLE clients (
@@ -169,8 +172,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX messages_deleted ON messages (room_id, seq) WHERE is_deleted = 1",
         "CREATE INDEX participants_room_joined ON participants (room_id, joined_at, user_id)",
     ),
+    (  # 3: records of the deployment itself (the first-start claim)
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+MANUAL_MIGRATIONS: frozenset[int] = frozenset()
 
 BOOL_FIELDS = frozenset({"is_active", "is_private", "is_deleted"})
 JSON_FIELDS = frozenset({"meta", "user_ids"})
@@ -236,6 +243,11 @@ def _decode(row: sqlite3.Row) -> Record:
         elif raw is not None:
             record[field] = json.loads(raw)
     return record
+
+
+def _meta_text(value: Record) -> str:
+    """Canonical JSON, so that equal records compare equal as text in swap_meta."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def like_pattern(text: str) -> str:
@@ -361,6 +373,18 @@ class Readers:
             conn.close()
 
 
+def _check_step(path: str, version: int, manual: bool) -> None:
+    """Refuse a schema this code can't run on, or a step `chatapi serve` must not apply."""
+    if version > SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"SQLite database {path} has schema v{version}, newer than this ChatAPI "
+            f"(v{SCHEMA_VERSION}): run a ChatAPI version that knows it")
+    if version + 1 in MANUAL_MIGRATIONS and not manual:
+        raise SchemaMismatch(
+            f"SQLite database {path} is at schema v{version} and step v{version + 1} can't "
+            "run while other processes use the file: stop them and run `chatapi migrate`")
+
+
 def _update_sql(table: str, changes: Record, allowed: frozenset[str]) -> tuple[str, list[Any]]:
     check_changes(table, changes, allowed)
     assignments = ", ".join(f"{field} = ?" for field in changes)
@@ -377,6 +401,7 @@ class SQLiteStorage(Storage):
         self.read_timeout = read_timeout
         self._db: aiosqlite.Connection | None = None
         self._readers: Readers | None = None
+        self.migrated: list[str] = []
 
     @classmethod
     def from_url(cls, url: str, read_connections: int = READ_CONNECTIONS,
@@ -432,7 +457,7 @@ class SQLiteStorage(Storage):
             f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = False) -> None:
         if self._db is not None:
             return
         try:
@@ -452,7 +477,7 @@ class SQLiteStorage(Storage):
                            "temp_store = MEMORY"):
                 await self._fetch(f"PRAGMA {pragma}")
             await db.create_function("chat_lower", 1, _lower, deterministic=True)
-            await self._migrate()
+            await self._migrate(migrate)
             if self.path != ":memory:" and self.read_connections > 0:
                 self._readers = Readers(self.path, self.read_connections, self.read_timeout)
         except BaseException:
@@ -472,11 +497,12 @@ class SQLiteStorage(Storage):
                     raise
             await asyncio.sleep(0.02)
 
-    async def _migrate(self) -> None:
-        while await self._migrate_step():
+    async def _migrate(self, manual: bool) -> None:
+        self.migrated = []
+        while await self._migrate_step(manual):
             pass
 
-    async def _migrate_step(self) -> bool:
+    async def _migrate_step(self, manual: bool) -> bool:
         """Apply the next pending step in its own transaction; False once up to date.
 
         A crash mid-upgrade leaves the last complete version. The version is read under the
@@ -486,15 +512,15 @@ class SQLiteStorage(Storage):
         await self._fetch("BEGIN IMMEDIATE")
         try:
             version = await self._scalar("PRAGMA user_version")
-            if version > SCHEMA_VERSION:
-                raise StorageError(f"database schema v{version} is newer than this code "
-                                   f"(v{SCHEMA_VERSION})")
+            _check_step(self.path, version, manual)
             pending = version < SCHEMA_VERSION
             if pending:
                 for statement in MIGRATIONS[version]:
                     await self._fetch(statement)
                 await self._fetch(f"PRAGMA user_version = {version + 1}")
             await self._fetch("COMMIT")
+            if pending:
+                self.migrated.append(f"SQLite schema v{version} -> v{version + 1}")
         except BaseException:
             await self._fetch("ROLLBACK")
             raise
@@ -514,6 +540,22 @@ class SQLiteStorage(Storage):
 
     async def check(self) -> None:
         await self._fetch("SELECT 1")
+
+    # -- meta --------------------------------------------------------------------------------
+    async def get_meta(self, key: str) -> Record | None:
+        raw = await self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if raw is None else json.loads(raw)
+
+    async def swap_meta(self, key: str, value: Record, expected: Record | None) -> bool:
+        if expected is None:
+            rows = await self._fetch(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING "
+                "RETURNING key", (key, _meta_text(value)))
+        else:
+            rows = await self._fetch(
+                "UPDATE meta SET value = ? WHERE key = ? AND value = ? RETURNING key",
+                (_meta_text(value), key, _meta_text(expected)))
+        return bool(rows)
 
     # -- clients -----------------------------------------------------------------------------
     async def create_client(self, client: Record) -> Record:

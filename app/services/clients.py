@@ -11,10 +11,14 @@ from app import auth, errors
 from app.auth import Principal
 from app.config import Settings
 from app.events import NoRealtime, Realtime
-from app.timeutil import format_ts, now_ts
+from app.timeutil import format_ts, now_ts, parse_ts
 from storage import Storage
 
 PUBLIC_CLIENT_FIELDS = ("id", "name", "description", "is_active", "created_at")
+BOOTSTRAP_CLAIM = "bootstrap"
+# A claim whose client is still missing after this long was left by a node that died
+# mid-bootstrap (or its clients were all deleted since): the next first start takes it over.
+BOOTSTRAP_CLAIM_STALE_SECONDS = 60.0
 KEY_SOCKETS = ("key",)
 TOKEN_SOCKETS = ("tokens",)
 
@@ -45,10 +49,11 @@ class ClientService:
         principal.require(auth.ADMIN)
         return await self._create(name, description)
 
-    async def _create(self, name: str, description: str | None) -> dict[str, Any]:
+    async def _create(self, name: str, description: str | None,
+                      client_id: str | None = None) -> dict[str, Any]:
         api_key = auth.new_api_key()
         record = {
-            "id": str(uuid.uuid4()),
+            "id": client_id or str(uuid.uuid4()),
             "name": name,
             "description": description,
             "api_key_hash": auth.hash_key(api_key),
@@ -121,10 +126,20 @@ class ClientService:
         return {**public_client(updated), "token_secret": secret}
 
     async def bootstrap(self) -> Bootstrap | None:
-        """Empty database, no admin key: create a `default` client and a public `general` room."""
+        """Empty database, no admin key: create a `default` client and a public `general` room.
+
+        Of nodes starting together on one empty database, only the one that wins the
+        first-start claim (a compare-and-set of one meta record) creates them; the others
+        return None, so the API key exists, and is shown, once."""
         if self.settings.admin_key or await self.storage.count_clients() > 0:
             return None
-        client = await self._create("default", "Created on first start")
+        held = await self.storage.get_meta(BOOTSTRAP_CLAIM)
+        if held is not None and not _stale(held):
+            return None
+        claim = {"client_id": str(uuid.uuid4()), "claimed_at": now_ts()}
+        if not await self.storage.swap_meta(BOOTSTRAP_CLAIM, claim, held):
+            return None
+        client = await self._create("default", "Created on first start", claim["client_id"])
         now = now_ts()
         room = await self.storage.create_room({
             "id": str(uuid.uuid4()), "client_id": client["id"], "name": "general",
@@ -133,3 +148,9 @@ class ClientService:
         })
         return Bootstrap(client=client, api_key=client["api_key"], room=room)
 
+
+
+def _stale(claim: dict[str, Any]) -> bool:
+    """Only called with no client stored: an old claim is one that never completed."""
+    age = datetime.now(UTC) - parse_ts(claim["claimed_at"])
+    return age.total_seconds() > BOOTSTRAP_CLAIM_STALE_SECONDS

@@ -73,6 +73,9 @@ class AsyncMongoMockCollection:
     async def create_index(self, *args: Any, **kwargs: Any) -> str:
         return self._collection.create_index(*args, **kwargs)
 
+    async def drop_index(self, *args: Any, **kwargs: Any) -> None:
+        self._collection.drop_index(*args, **kwargs)
+
     async def index_information(self) -> dict[str, Any]:
         return self._collection.index_information()
 
