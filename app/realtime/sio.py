@@ -218,8 +218,12 @@ async def _online(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _message(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    """python-socketio runs each event in its own task; the tasks start in receive order
+    and nothing before this line awaits, so the turn taken here is the event's place in
+    its session's receive order (seq order = send order, `app.services.ordering`)."""
     member = _member(hub, sid, data)
-    return await actions.message(hub, member, data)
+    turn = hub.sio_sessions[sid].sends.turn()
+    return await actions.message(hub, member, data, turn)
 
 
 async def _mark_read(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
