@@ -117,9 +117,12 @@ class MessageService:
         now = now_ts()
         changes = {k: fields[k] for k in ("content", "meta", "edit_reason") if k in fields}
         changes.update(edited_at=now, updated_at=now)
-        updated = await self.storage.update_message(message_id, changes)
+        # checked again as it is written: a delete may have landed since `_own` read it
+        updated = await self.storage.edit_live_message(message_id, changes)
         if updated is None:
-            raise errors.MessageNotFound()
+            if await self.storage.get_message(principal.client_id, message_id) is None:
+                raise errors.MessageNotFound()
+            raise errors.MessageNotFound("Message is deleted; restore it first")
         await self.realtime.publish(updated["room_id"], "message_updated", updated_event(updated))
         return updated
 
