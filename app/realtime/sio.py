@@ -227,7 +227,15 @@ async def _message(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _mark_read(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-    return await actions.mark_read(hub, _member(hub, sid, data), data)
+    """In the session's turn, held until the receipt is out: a pool may answer two raises of
+    the mark in either order, and the room must not see the mark go back."""
+    member = _member(hub, sid, data)
+    turn = hub.sio_sessions[sid].sends.turn()
+    try:
+        await turn.wait()
+        return await actions.mark_read(hub, member, data)
+    finally:
+        turn.release()
 
 
 async def _ping(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
