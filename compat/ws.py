@@ -37,6 +37,7 @@ from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
 from app.realtime.raw import RawConnection
 from app.realtime.raw_socket import SERVER_ERROR, Detached, RawSocket, take_over
+from app.services.ordering import SendOrder, Turn
 from storage import StorageError
 
 log = logging.getLogger("chatapi.ws")
@@ -120,13 +121,14 @@ class Reader:
     """What an attached socket's frames do (`RawSocket.serve` reads them in order), and its
     detachment from the hub, exactly once, when the session ends."""
 
-    __slots__ = ("conn", "hub", "identity", "member")
+    __slots__ = ("conn", "hub", "identity", "member", "sends")
 
     def __init__(self, hub: Hub, conn: RawConnection, identity: Identity) -> None:
         self.hub = hub
         self.conn = conn
         self.identity = identity
         self.member = actions.Member(identity, conn.room_id, conn.sid)
+        self.sends = SendOrder()
 
     def start(self) -> None:
         self.conn.sock.serve(self._on_frame, self._on_end, self.hub.spawn)
@@ -145,7 +147,7 @@ class Reader:
                 if not conn.closing:
                     conn.queue_frame(pong_frame(msg.data))
             else:
-                await _dispatch(self.hub, conn, self.member, msg.data)
+                await _dispatch(self.hub, conn, self.member, msg.data, self.sends)
         elif msg.type is WSMsgType.CLOSE:
             conn.closing = True
             conn.sock.answer_close(msg.data)
@@ -193,13 +195,14 @@ def _parse(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
 
 
 
-async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str) -> None:
+async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: str,
+                    sends: SendOrder) -> None:
     inflight = conn.inflight
     data: Any = None
     try:
         event, data = _parse(raw, hub.settings)
         if event == "message":
-            await _pipeline(hub, conn, member, data, inflight)
+            await _pipeline(hub, conn, member, data, inflight, sends)
             return
         await _drain(inflight)  # any other event is answered after the messages before it
         await HANDLERS[event](hub, conn, member, data)
@@ -213,22 +216,26 @@ async def _dispatch(hub: Hub, conn: RawConnection, member: actions.Member, raw: 
 
 
 async def _pipeline(hub: Hub, conn: RawConnection, member: actions.Member, data: Any,
-                    inflight: list[asyncio.Task[None]]) -> None:
+                    inflight: list[asyncio.Task[None]], sends: SendOrder) -> None:
     """Store this message while the reader goes on: a publisher's next messages are stored
     while this one fans out, so their fan-outs share loop iterations and one write per
-    subscriber carries several (`raw.Outbox`). Storage keeps their order (one SQLite
-    thread, FIFO); each reply waits for the previous one, so acks stay in order too."""
+    subscriber carries several (`raw.Outbox`). Their lookups overlap and may come back in
+    any order (a storage pool); the turn taken here, in frame order, makes their seqs
+    follow the frames (`app.services.ordering`). Each reply waits for the previous one, so
+    acks stay in order too."""
     if len(inflight) >= PIPELINE_DEPTH:
         await _drain(inflight)
     prev = inflight[-1] if inflight else None
-    inflight.append(asyncio.ensure_future(_message_in_order(hub, conn, member, data, prev)))
+    turn = sends.turn()
+    inflight.append(asyncio.ensure_future(
+        _message_in_order(hub, conn, member, data, prev, turn)))
 
 
 async def _message_in_order(hub: Hub, conn: RawConnection, member: actions.Member, data: Any,
-                            prev: asyncio.Task[None] | None) -> None:
+                            prev: asyncio.Task[None] | None, turn: Turn) -> None:
     try:
         reply: tuple[str, dict[str, Any]] = (
-            "message_ack", actions.ack(await actions.message(hub, member, data)))
+            "message_ack", actions.ack(await actions.message(hub, member, data, turn)))
     except errors.ApiError as exc:
         reply = ("error", _error_data(exc.code, exc.detail, exc.details, _client_msg_id(data)))
     except StorageError:

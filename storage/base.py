@@ -231,3 +231,10 @@ class Storage(ABC):
     @abstractmethod
     async def list_notifications(self, client_id: str, query: NotificationQuery) -> Page:
         """Newest first. `user_id` matches notifications addressed to that user."""
+
+    # -- added for pooled backends (issue 12) ----------------------------------------------
+    @abstractmethod
+    async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
+        """`update_message` only if the message is not deleted, checked and written in one
+        atomic step (an edit must not land on a message deleted meanwhile). None if unknown
+        or deleted."""

@@ -735,3 +735,13 @@ class MongoStorage(Storage):
                 query.skip, query.limit)
             total = await self._notifications.count_documents(filter_)
         return _records(docs, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS), total
+
+    # -- added for pooled backends (issue 12) ----------------------------------------------
+    async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
+        changes = {"updated_at": now_ts(), **changes}
+        check_changes("message", changes, MESSAGE_MUTABLE)
+        with self._errors():
+            doc = await self._messages.find_one_and_update(
+                {"_id": message_id, "is_deleted": False}, _set(changes),
+                return_document=ReturnDocument.AFTER)
+        return _record(doc, MESSAGE_FIELDS, MESSAGE_DEFAULTS)

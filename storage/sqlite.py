@@ -796,3 +796,11 @@ class SQLiteStorage(Storage):
         total = await self._scalar(
             f"SELECT count(*) FROM notifications WHERE {condition}", params, True)
         return items, total
+
+    # -- added for pooled backends (issue 12) ----------------------------------------------
+    async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
+        changes = {"updated_at": now_ts(), **changes}
+        assignments, params = _update_sql("messages", changes, MESSAGE_MUTABLE)
+        return await self._one(
+            f"UPDATE messages SET {assignments} WHERE id = ? AND is_deleted = 0 RETURNING *",
+            [*params, message_id])

@@ -13,6 +13,7 @@ from typing import Any
 from app.realtime import validation
 from app.realtime.admission import Identity
 from app.realtime.hub import Hub
+from app.services.ordering import Turn
 from app.timeutil import now_ts
 
 ACK_FIELDS = ("client_msg_id", "id", "seq", "created_at")
@@ -35,13 +36,20 @@ async def typing(hub: Hub, member: Member, data: dict[str, Any]) -> bool:
     return is_typing
 
 
-async def message(hub: Hub, member: Member, data: dict[str, Any]) -> dict[str, Any]:
-    """Store and broadcast exactly like `POST /rooms/{id}/messages`; returns the message."""
-    identity = member.identity
-    fields = validation.message(data, hub.settings, identity.user_id)
-    fields.update(sender_id=identity.user_id, sender_name=identity.user_name)
-    stored, _created = await hub.services.messages.send(identity.principal, member.room_id,
-                                                        fields)
+async def message(hub: Hub, member: Member, data: dict[str, Any], turn: Turn
+                  ) -> dict[str, Any]:
+    """Store and broadcast exactly like `POST /rooms/{id}/messages`; returns the message.
+
+    `turn` is this message's place in its connection's receive order; released here on
+    every path, so a refused message never holds up the ones after it."""
+    try:
+        identity = member.identity
+        fields = validation.message(data, hub.settings, identity.user_id)
+        fields.update(sender_id=identity.user_id, sender_name=identity.user_name)
+        stored, _created = await hub.services.messages.send(identity.principal,
+                                                            member.room_id, fields, turn)
+    finally:
+        turn.release()
     return stored
 
 

@@ -44,6 +44,7 @@ from app.realtime.raw import CLOSE_GRACE_SECONDS, Outbox, RawConnection, SendLim
 from app.realtime.sio_transport import TrackedWebSocket
 from app.realtime.typists import Typists
 from app.services import Services
+from app.services.ordering import SendOrder
 from app.timeutil import now_ts
 
 log = logging.getLogger("chatapi.realtime")
@@ -76,6 +77,7 @@ class SioSession:
     bucket: TokenBucket
     rooms: set[str] = field(default_factory=set)
     typing: set[str] = field(default_factory=set)
+    sends: SendOrder = field(default_factory=SendOrder)  # its `message` events' order
 
 
 class Hub:

@@ -218,12 +218,24 @@ async def _online(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _message(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    """python-socketio runs each event in its own task; the tasks start in receive order
+    and nothing before this line awaits, so the turn taken here is the event's place in
+    its session's receive order (seq order = send order, `app.services.ordering`)."""
     member = _member(hub, sid, data)
-    return await actions.message(hub, member, data)
+    turn = hub.sio_sessions[sid].sends.turn()
+    return await actions.message(hub, member, data, turn)
 
 
 async def _mark_read(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-    return await actions.mark_read(hub, _member(hub, sid, data), data)
+    """In the session's turn, held until the receipt is out: a pool may answer two raises of
+    the mark in either order, and the room must not see the mark go back."""
+    member = _member(hub, sid, data)
+    turn = hub.sio_sessions[sid].sends.turn()
+    try:
+        await turn.wait()
+        return await actions.mark_read(hub, member, data)
+    finally:
+        turn.release()
 
 
 async def _ping(hub: Hub, sid: str, data: dict[str, Any]) -> dict[str, Any]:

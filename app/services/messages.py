@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ from app.auth import Principal
 from app.config import Settings
 from app.events import Realtime
 from app.metrics import MESSAGES_STORED
+from app.services.ordering import Turn
 from app.services.rooms import RoomService, require_same_user, room_still_exists
 from app.timeutil import now_ts
 from storage import MessageQuery, Storage
@@ -40,9 +42,14 @@ class MessageService:
                 details={"max_length": self.max_content_length, "current_length": len(content)},
             )
 
-    async def send(self, principal: Principal, room_id: str, fields: dict[str, Any]
-                   ) -> tuple[dict[str, Any], bool]:
-        """Store then broadcast. Returns (message, created); a retry by client_msg_id is not new."""
+    async def send(self, principal: Principal, room_id: str, fields: dict[str, Any],
+                   turn: Turn | None = None) -> tuple[dict[str, Any], bool]:
+        """Store then broadcast. Returns (message, created); a retry by client_msg_id is not new.
+
+        With a `turn` (one connection's messages, `app.services.ordering`) the seq is taken
+        only once every earlier message of that connection has one; the turn is released
+        here as soon as this one is stored, before the fan-out. The caller still releases it
+        on every path (release is idempotent)."""
         sender_id = fields.get("sender_id") or principal.user_id
         require_same_user(principal, sender_id)
         if not sender_id:
@@ -55,6 +62,8 @@ class MessageService:
         now = now_ts()
         sender_name = fields.get("sender_name") or (
             principal.user_name if principal.is_user else None) or sender_id
+        if turn is not None:
+            await turn.wait()
         with room_still_exists():
             message, created = await self.storage.add_message({
                 "id": str(uuid.uuid4()), "room_id": room_id, "client_id": room["client_id"],
@@ -64,6 +73,8 @@ class MessageService:
                 "created_at": now, "updated_at": now, "edited_at": None, "edit_reason": None,
                 "is_deleted": False, "deleted_at": None, "deleted_by": None,
             })
+        if turn is not None and turn.release():
+            await asyncio.sleep(0)  # the next message's write starts before this fan-out
         if created:
             MESSAGES_STORED.inc()
             await self.realtime.publish(room_id, "message", message)
@@ -106,9 +117,12 @@ class MessageService:
         now = now_ts()
         changes = {k: fields[k] for k in ("content", "meta", "edit_reason") if k in fields}
         changes.update(edited_at=now, updated_at=now)
-        updated = await self.storage.update_message(message_id, changes)
+        # checked again as it is written: a delete may have landed since `_own` read it
+        updated = await self.storage.edit_live_message(message_id, changes)
         if updated is None:
-            raise errors.MessageNotFound()
+            if await self.storage.get_message(principal.client_id, message_id) is None:
+                raise errors.MessageNotFound()
+            raise errors.MessageNotFound("Message is deleted; restore it first")
         await self.realtime.publish(updated["room_id"], "message_updated", updated_event(updated))
         return updated
 
