@@ -40,7 +40,7 @@ from app.realtime.admission import RATE_LIMITED
 from app.realtime.envelope import binary_frame, pong_frame, text_frame
 from app.realtime.limits import TokenBucket
 from app.realtime.raw import FrameSink, Outbox, in_background
-from app.realtime.raw_socket import Detached, RawSocket, take_over
+from app.realtime.raw_socket import Detached, RawSocket, reader_limit, take_over
 from compat.http import error_response
 
 log = logging.getLogger("chatapi.socketio")
@@ -95,7 +95,8 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
 
     async def __call__(self, environ: dict[str, Any]) -> web.StreamResponse:
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+        limit = reader_limit(self.server.max_http_buffer_size, self.compress)
+        self._sock = web.WebSocketResponse(max_msg_size=limit,
                                            compress=self.compress)
         await self._sock.prepare(request)
         socket = getattr(self.handler, "__self__", None)
@@ -271,15 +272,18 @@ class LeanSocket(FrameSink):
             if pkt is not None:
                 self.write_packet(pkt)
 
-    def _upgrade_step(self, data: str | bytes) -> bool:
-        """One frame of the upgrade handshake; False if it is not the one expected."""
+    def _upgrade_step(self, data: str | bytes) -> bool | None:
+        """One frame of the upgrade handshake; False if it is not the one expected, None if
+        it is not an engine.io packet at all."""
         socket = self.socket
         if socket.closing or socket.closed:
             return False
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
-        except Exception:
-            return False
+        except _MALFORMED:
+            return None
+        if not _known(pkt):
+            return None
         if self.upgrade == PROBE and pkt.packet_type == eio_packet.PING and pkt.data == "probe":
             self.write_packet(eio_packet.Packet(eio_packet.PONG, data="probe"))
             socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
@@ -311,7 +315,12 @@ class LeanSocket(FrameSink):
             if len(msg.data) > self.socket.server.max_http_buffer_size:
                 return False
             if self.upgrade is not None:
-                return self._upgrade_step(msg.data)
+                step = self._upgrade_step(msg.data)
+                if step is None:
+                    log.info("%s: malformed engine.io packet during the upgrade", self.sid)
+                    await self._abandon_upgrade(PROTOCOL_ERROR)
+                    return False
+                return step
             return await self._receive(msg.data)
         if msg.type is WSMsgType.PING:
             # answered like any event: within the event limit, behind the send bound
@@ -331,6 +340,7 @@ class LeanSocket(FrameSink):
         except _MALFORMED:
             pkt = None
         if pkt is None or not _known(pkt):
+            log.info("%s: malformed engine.io packet", self.sid)
             await self.sock.close(PROTOCOL_ERROR, "Malformed packet", 1.0)
             return False
         try:
@@ -397,7 +407,8 @@ async def _lean_close(socket: Any, wait: bool = True, abort: bool = False,
 PROTOCOL_ERROR = 1002  # a malformed engine.io / Socket.IO packet
 UNSUPPORTED_DATA = 1003  # binary Socket.IO packets: ChatAPI's events are JSON
 _BINARY_PACKETS = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
-_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError)
+# what decoding a malformed packet raises (RecursionError: JSON nested past the stack)
+_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, RecursionError)
 
 InvalidSession = type("InvalidSession", (errors.ApiError,), {
     "status": 400, "code": "INVALID_SESSION", "default_detail": "Unknown or closed session"})
@@ -618,8 +629,12 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             drop(socket, 1008, "No CONNECT")
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if type(data) is not str or data[:1] in _BINARY_PACKETS:
+        if type(data) is bytes or (type(data) is str and data[:1] in _BINARY_PACKETS):
             self._refuse(eio_sid, UNSUPPORTED_DATA, "Binary packets are not supported")
+            return
+        if type(data) is not str:  # engine.io decoded the text as JSON: not Socket.IO
+            log.info("%s: malformed Socket.IO packet (not a string)", eio_sid)
+            self._refuse(eio_sid, PROTOCOL_ERROR, "Malformed packet")
             return
         try:
             await super()._handle_eio_message(eio_sid, data)
