@@ -5,6 +5,7 @@ the frame-size edge on both WebSocket paths, and heartbeats on schedule."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import shutil
@@ -130,3 +131,66 @@ async def test_socketio_lean_frame_size_edge(small_frames, tenant, extra):
                 if payload == b"2":
                     sock.send_text("3")
     sock.abort()
+
+
+# -- heartbeats on time: PINGs one beat apart, a silent peer dropped within two beats --------
+# At a 1 s beat. The bounds are the promise at the default 20 s (PINGs within 1 s of their
+# schedule, a dead peer gone within 2 x heartbeat + 1 s) scaled down, with room for a busy
+# test machine: each PING at most LATE after its schedule, the drop at most 2 beats + LATE
+# after the peer's last bytes.
+
+BEAT = 1.0
+LATE = 0.2
+PINGS = 3
+
+
+@pytest.fixture
+async def beating(make_server):
+    return await make_server(heartbeat_seconds=BEAT, slow_consumer_seconds=5.0)
+
+
+async def heartbeat(sock: StalledSocket, is_ping, pong) -> tuple[list[float], float, float]:
+    """Answer PINGS pings, then none: when each PING came, when the last PONG went, and
+    when the server dropped the connection (its close frame or the end of the stream)."""
+    loop = asyncio.get_running_loop()
+    pings: list[float] = []
+    answered = loop.time()
+    async with asyncio.timeout(PINGS * BEAT + 2 * BEAT + 3):
+        while True:
+            try:
+                opcode, payload = await sock.frame()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            if opcode == 8:
+                break
+            if is_ping(opcode, payload):
+                pings.append(loop.time())
+                if len(pings) <= PINGS:
+                    pong(payload)
+                    answered = loop.time()
+    return pings, answered, loop.time()
+
+
+def assert_on_time(pings: list[float], answered: float, dropped: float) -> None:
+    assert len(pings) == PINGS + 1, pings  # the last one unanswered, then dropped
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
+    assert all(BEAT - LATE <= gap <= BEAT + LATE for gap in gaps), gaps
+    assert dropped - answered <= 2 * BEAT + LATE, dropped - answered
+
+
+async def test_raw_ws_heartbeat_is_on_time_and_drops_a_silent_peer(beating, tenant, room):
+    sock = await StalledSocket.open(
+        beating, f"/ws/{room['id']}?token={tenant['api_key']}&user_id=beat")
+    pings, answered, dropped = await heartbeat(
+        sock, lambda opcode, _: opcode == 9, lambda data: sock.send_text(data, opcode=10))
+    sock.abort()
+    assert_on_time(pings, answered, dropped)
+
+
+async def test_socketio_heartbeat_is_on_time_and_drops_a_silent_peer(beating, tenant):
+    sock = await eio_socket(beating, tenant["api_key"])
+    pings, answered, dropped = await heartbeat(
+        sock, lambda opcode, payload: opcode == 1 and payload == b"2",
+        lambda _: sock.send_text("3"))
+    sock.abort()
+    assert_on_time(pings, answered, dropped)

@@ -39,7 +39,7 @@ from app.config import Settings
 from app.realtime.admission import RATE_LIMITED
 from app.realtime.envelope import binary_frame, pong_frame, text_frame
 from app.realtime.limits import TokenBucket
-from app.realtime.raw import FrameSink, Outbox, in_background
+from app.realtime.raw import Beat, FrameSink, Outbox, in_background
 from app.realtime.raw_socket import Detached, RawSocket, reader_limit, take_over
 from compat.http import error_response
 
@@ -144,18 +144,21 @@ def install(sio: Server, settings: Settings) -> type[TrackedWebSocket]:
 
 
 class Pinger:
-    """engine.io's heartbeat PINGs for every socket of one server, from ONE task.
+    """engine.io's heartbeat for every socket of one server, on time, without a task.
 
     engine.io keeps a task per socket asleep for the ping interval (`_send_ping`), about
-    1.5 KB per idle connection. Here that schedule is a dict entry, and one task sends
-    the PINGs that are due: straight to a lean socket's transport, through engine.io's
-    queue otherwise (a polling request or engine.io's writer picks them up). Timeouts stay
-    engine.io's (`check_ping_timeout`, its service task)."""
+    1.5 KB per idle connection, and finds a PONG overdue only when its service task comes
+    round (a pass over every socket takes one ping timeout), so a dead peer went up to two
+    timeouts after its last PING. Here both are `Beat` schedules, each ONE timer: PINGs
+    one interval after the socket opened or its last PONG, written straight to a lean
+    socket's transport (through engine.io's queue otherwise: a polling request or
+    engine.io's writer picks them up), and a socket whose PING is unanswered one timeout
+    later is closed then (engine.io's own checks stay as they are)."""
 
     def __init__(self, eio: Any) -> None:
         self.eio = eio
-        self.due: dict[AsyncSocket, float] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.pings = Beat(eio.ping_interval, self._ping_due)
+        self.timeouts = Beat(eio.ping_timeout, self._pong_due)
         self._start_background_task = eio.start_background_task
 
     def install(self) -> None:
@@ -163,40 +166,30 @@ class Pinger:
 
     def _background_task(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(target, "__func__", None) is AsyncSocket._send_ping:
-            self.schedule(target.__self__)
+            self.pings.add(target.__self__)
             return None
         return self._start_background_task(target, *args, **kwargs)
 
-    def schedule(self, socket: AsyncSocket) -> None:
-        self.due[socket] = asyncio.get_running_loop().time() + self.eio.ping_interval
-        if self.task is None:
-            self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        tick = max(0.05, min(self.eio.ping_interval, self.eio.ping_timeout) / 4)
-        try:
-            while self.due:
-                await asyncio.sleep(tick)
-                now = loop.time()
-                for socket, at in list(self.due.items()):
-                    if socket.closing or socket.closed:
-                        del self.due[socket]
-                    elif at <= now:
-                        del self.due[socket]
-                        self._ping(socket)
-        finally:
-            self.task = None
-
-    @staticmethod
-    def _ping(socket: AsyncSocket) -> None:
-        socket.last_ping = time.time()
+    def _ping_due(self, socket: AsyncSocket, now: float) -> None:
+        if socket.closing or socket.closed:
+            return
+        socket.last_ping = stamp = time.time()
         pkt = eio_packet.Packet(eio_packet.PING)
         lean: LeanSocket | None = getattr(socket, DIRECT, None)
         if lean is not None:
             lean.write_packet(pkt)
         else:
             socket.queue.put_nowait(pkt)
+        self.timeouts.add((socket, stamp))
+
+    @staticmethod
+    def _pong_due(item: tuple[AsyncSocket, float], now: float) -> None:
+        socket, stamp = item
+        if socket.last_ping != stamp or socket.closing or socket.closed:
+            return  # answered (a PONG clears `last_ping`), or gone
+        log.info("%s: no PONG within the ping timeout, closing", socket.sid)
+        in_background(socket.close(wait=False, abort=False,
+                                   reason=socket.server.reason.PING_TIMEOUT))
 
 
 async def close_all(transport: type[TrackedWebSocket], grace: float) -> None:
