@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -17,6 +20,8 @@ from app.services.clients import ClientService
 from storage import SchemaMismatch, StorageError, create_storage
 
 MIN_ADMIN_KEY_LENGTH = 24
+
+log = logging.getLogger("chatapi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +74,8 @@ def _serve(settings: config.Settings) -> int:
     from app.main import create_app
 
     app = create_app(settings)
+    stopper = Stopper(settings.drain_seconds)
+    app.on_startup.append(stopper.install)
     _tune_gc()
     try:
         web.run_app(app, host=settings.host, port=settings.port,
@@ -78,6 +85,48 @@ def _serve(settings: config.Settings) -> int:
         print(f"chatapi: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# after the drain, this long for the last of the clean-up before the process exits anyway
+DRAIN_OVERRUN_SECONDS = 2.0
+
+
+class Stopper:
+    """SIGTERM / SIGINT: the first starts the drain (`drain_seconds`, then the process exits
+    even if something still holds on); a second exits at once."""
+
+    def __init__(self, drain_seconds: float) -> None:
+        self.drain_seconds = drain_seconds
+        self.watchdog: threading.Timer | None = None
+
+    async def install(self, app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # in place of aiohttp's own
+            loop.add_signal_handler(sig, self.signalled, sig)
+
+    def signalled(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        if self.watchdog is not None:
+            log.warning("%s again: exiting now", name)
+            _exit(128 + sig)
+        log.warning("%s: shutting down, draining for up to %g s (send it again to exit now)",
+                    name, self.drain_seconds)
+        self.watchdog = threading.Timer(self.drain_seconds + DRAIN_OVERRUN_SECONDS,
+                                        self.overrun)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+        raise web.GracefulExit()
+
+    @staticmethod
+    def overrun() -> None:
+        log.warning("shutdown overran the drain: exiting now")
+        _exit(1)
+
+
+def _exit(code: int) -> None:
+    logging.shutdown()  # flush the log first
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def _tune_gc() -> None:

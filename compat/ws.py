@@ -36,7 +36,7 @@ from app.realtime.envelope import pong_frame
 from app.realtime.hub import Hub
 from app.realtime.limits import TokenBucket
 from app.realtime.raw import RawConnection
-from app.realtime.raw_socket import SERVER_ERROR, Detached, RawSocket, take_over
+from app.realtime.raw_socket import SERVER_ERROR, Detached, RawSocket, reader_limit, take_over
 from app.services.ordering import SendOrder, Turn
 from storage import StorageError
 
@@ -60,7 +60,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     protocol's callbacks and a reading task that exists only while frames are waiting."""
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(autoping=False, compress=settings.ws_compression,
-                               max_msg_size=settings.ws_max_frame_bytes,
+                               max_msg_size=reader_limit(settings.ws_max_frame_bytes,
+                                                         settings.ws_compression),
                                timeout=CLOSE_TIMEOUT_SECONDS)
     await ws.prepare(request)
     sock = take_over(request, ws)

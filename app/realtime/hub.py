@@ -40,7 +40,7 @@ from app.realtime.emitter import CLOSE_ROOM, NAMESPACE, REMOVE_MEMBER, REVOKE, F
 from app.realtime.envelope import envelope
 from app.realtime.limits import TokenBucket
 from app.realtime.presence import Presence
-from app.realtime.raw import CLOSE_GRACE_SECONDS, Outbox, RawConnection, SendLimits
+from app.realtime.raw import CLOSE_GRACE_SECONDS, Beat, Outbox, RawConnection, SendLimits
 from app.realtime.sio_transport import TrackedWebSocket
 from app.realtime.typists import Typists
 from app.services import Services
@@ -106,6 +106,7 @@ class Hub:
         self.expiries: list[tuple[float, str]] = []  # heap: (token expiry, sid)
         self.revoked_at: dict[str, float] = {}  # credential room -> loop time of revocation
         self._liveness: asyncio.Task[None] | None = None
+        self.pings = Beat(settings.heartbeat_seconds, self._ping_due)  # raw sockets' PINGs
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- Realtime (what the domain services call) -----------------------------------------
@@ -266,6 +267,9 @@ class Hub:
         """Register, replay what was missed, say `connection_status`, then go live."""
         conn.buffer = []
         self.raw[conn.sid] = conn
+        # the first PING within a beat, spread: a crowd that connected at once is not
+        # pinged all at once every beat
+        self.pings.add(conn, self.pings.delay * (hash(conn.sid) % 1000 + 1) / 1000)
         self.enter_credential_room(conn.sid, conn.sid, identity)
         if self.credential_revoked(identity):  # attached as usual, so detached as usual
             self._cut_raw(conn, UNAUTHORIZED, "Unauthorized: credential revoked")
@@ -491,45 +495,44 @@ class Hub:
             await check()
 
     async def _liveness_loop(self) -> None:
-        """ONE task for every raw socket: pings, drops the silent, cuts slow consumers; and
-        for every socket on a user token, closes it once the token has expired."""
+        """ONE task for every raw socket: cuts slow consumers; and for every socket on a
+        user token, closes it once the token has expired. (PINGs: `_ping_due`.)"""
         loop = asyncio.get_running_loop()
         beat = self.settings.heartbeat_seconds
         tick = max(0.05, min(beat, self.settings.slow_consumer_seconds) / 2)
-        slots = max(1, round(beat / tick))
-        turn = 0
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
-            turn += 1
             try:
                 for conn in list(self.raw.values()):
                     conn.check_slow(now)
-                self._ping_slot(now, turn % slots, slots)
                 self.expire_tokens()
                 self._forget_revocations(now)
             except Exception:
                 log.exception("liveness pass failed")
 
-    def _ping_slot(self, now: float, slot: int, slots: int) -> None:
-        """Ping one slot of the raw sockets: each is pinged once per heartbeat, and the
-        pings are spread over the beat instead of a write to every socket at once (which
-        would hold up any fan-out that meets it)."""
-        for conn in list(self.raw.values()):
-            if conn.closing or conn.buffer is not None or hash(conn.sid) % slots != slot:
-                continue
+    def _ping_due(self, conn: RawConnection, now: float) -> None:
+        """A raw socket's heartbeat, within a beat of attaching and then every beat, on
+        time (`Beat`: one timer for all): dropped if nothing came from it since the last
+        PING, else pinged again. A peer that goes silent is dropped within two beats of
+        its last bytes."""
+        if conn.closing or self.raw.get(conn.sid) is not conn:
+            return  # closed: forgotten
+        if conn.buffer is None:  # a socket still replaying is pinged once it is live
             if conn.pinged_at and conn.last_seen < conn.pinged_at:
                 log.info("dropping silent connection %s", conn.sid)
                 conn.abort()
-                continue
+                return
             conn.ping()
             conn.pinged_at = now
+        self.pings.add(conn)
 
     async def shutdown(self) -> None:
         """Close every raw socket with 1001 and disconnect Socket.IO clients, within the drain."""
         self.shutting_down = True
         if self._liveness is not None:
             self._liveness.cancel()
+        self.pings.cancel()
         self.typists.cancel_all()
         grace = max(0.1, min(CLOSE_GRACE_SECONDS, self.settings.drain_seconds / 2))
         closes = [conn.close(1001, "Server shutting down", grace) for conn in self.raw.values()]
@@ -553,6 +556,7 @@ class Hub:
         return task
 
     async def stop(self) -> None:
+        self.pings.cancel()
         if self._liveness is not None:
             self._liveness.cancel()
             await asyncio.gather(self._liveness, return_exceptions=True)

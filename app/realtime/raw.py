@@ -12,9 +12,11 @@ never waits for it.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -290,6 +292,80 @@ class RawConnection(FrameSink):
             self._pending.clear()
         finally:
             self._sender = None
+
+
+class Beat:
+    """Items due `delay` seconds after they were added, handed to `run` on time by ONE
+    timer. Items that wait the full delay fall due in the order they were added (a deque,
+    no timer or task per item); an item added with a shorter delay (a first beat, spread)
+    waits in a small heap. A pass runs at most `BATCH` items, then lets the loop run
+    (fan-out, reads) before the next; `run` may add the item again."""
+
+    BATCH = 1000
+
+    __slots__ = ("_at", "_count", "_timer", "delay", "early", "queue", "run")
+
+    def __init__(self, delay: float, run: Callable[[Any, float], None]) -> None:
+        self.delay = delay
+        self.run = run
+        self.queue: deque[tuple[float, Any]] = deque()
+        self.early: list[tuple[float, int, Any]] = []
+        self._count = itertools.count()
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._at = 0.0  # loop time `_timer` fires at
+
+    def add(self, item: Any, delay: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if delay is None or delay >= self.delay:
+            due = loop.time() + self.delay
+            self.queue.append((due, item))
+        else:
+            due = loop.time() + max(0.0, delay)
+            heapq.heappush(self.early, (due, next(self._count), item))
+        if self._timer is None or due < self._at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._at = due
+            self._timer = loop.call_at(due, self._fire)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.queue.clear()
+        self.early.clear()
+
+    def _next(self) -> float | None:
+        queue, early = self.queue, self.early
+        if queue and early:
+            return min(queue[0][0], early[0][0])
+        return queue[0][0] if queue else early[0][0] if early else None
+
+    def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._at = float("-inf")  # what `run` adds is scheduled below, not by `add`
+        queue, early, run = self.queue, self.early, self.run
+        for _ in range(self.BATCH):
+            if early and early[0][0] <= now and (not queue or early[0][0] < queue[0][0]):
+                item = heapq.heappop(early)[2]
+            elif queue and queue[0][0] <= now:
+                item = queue.popleft()[1]
+            else:
+                break
+            try:
+                run(item, now)
+            except Exception:
+                log.exception("heartbeat pass failed")
+        due = self._next()
+        if due is None:
+            self._timer = None
+        elif due <= now:
+            self._at = now
+            self._timer = loop.call_soon(self._fire)  # the rest after other callbacks
+        else:
+            self._at = due
+            self._timer = loop.call_at(due, self._fire)
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()

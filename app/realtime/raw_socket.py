@@ -31,6 +31,13 @@ EndHandler = Callable[[int | None, str], Awaitable[None]]
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
+def reader_limit(max_frame_bytes: int, compress: bool) -> int:
+    """aiohttp's `max_msg_size` that lets through a message of exactly `max_frame_bytes`:
+    its reader refuses an uncompressed frame of `max_msg_size` bytes or more, but only a
+    decompressed message of more than `max_msg_size`."""
+    return max_frame_bytes if compress else max_frame_bytes + 1
+
+
 class RawSocket(asyncio.Protocol):
     """The protocol of one upgraded connection: frames in, close handshake, nothing else."""
 

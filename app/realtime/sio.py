@@ -144,8 +144,11 @@ async def _connect(hub: Hub, sid: str, auth: Any, limiter: RateLimiter, ip: str 
                                           auth.get("user_name"))
         await hub.sio_connect(sid, identity)
     except Refusal as refusal:
-        exc = socketio.exceptions.ConnectionRefusedError()
-        exc.error_args = refusal.as_error()
+        # socket.io-client reads CONNECT_ERROR `{message, data}` as `err.message`, `err.data`;
+        # the error's own keys stay at the top too, for clients that read them there
+        error = refusal.as_error()
+        exc = socketio.exceptions.ConnectionRefusedError(error["message"], error)
+        exc.error_args = {**error, **exc.error_args}
         raise exc from None
 
 

@@ -39,8 +39,8 @@ from app.config import Settings
 from app.realtime.admission import RATE_LIMITED
 from app.realtime.envelope import binary_frame, pong_frame, text_frame
 from app.realtime.limits import TokenBucket
-from app.realtime.raw import FrameSink, Outbox, in_background
-from app.realtime.raw_socket import Detached, RawSocket, take_over
+from app.realtime.raw import Beat, FrameSink, Outbox, in_background
+from app.realtime.raw_socket import Detached, RawSocket, reader_limit, take_over
 from compat.http import error_response
 
 log = logging.getLogger("chatapi.socketio")
@@ -95,7 +95,8 @@ class TrackedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
 
     async def __call__(self, environ: dict[str, Any]) -> web.StreamResponse:
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+        limit = reader_limit(self.server.max_http_buffer_size, self.compress)
+        self._sock = web.WebSocketResponse(max_msg_size=limit,
                                            compress=self.compress)
         await self._sock.prepare(request)
         socket = getattr(self.handler, "__self__", None)
@@ -143,18 +144,21 @@ def install(sio: Server, settings: Settings) -> type[TrackedWebSocket]:
 
 
 class Pinger:
-    """engine.io's heartbeat PINGs for every socket of one server, from ONE task.
+    """engine.io's heartbeat for every socket of one server, on time, without a task.
 
     engine.io keeps a task per socket asleep for the ping interval (`_send_ping`), about
-    1.5 KB per idle connection. Here that schedule is a dict entry, and one task sends
-    the PINGs that are due: straight to a lean socket's transport, through engine.io's
-    queue otherwise (a polling request or engine.io's writer picks them up). Timeouts stay
-    engine.io's (`check_ping_timeout`, its service task)."""
+    1.5 KB per idle connection, and finds a PONG overdue only when its service task comes
+    round (a pass over every socket takes one ping timeout), so a dead peer went up to two
+    timeouts after its last PING. Here both are `Beat` schedules, each ONE timer: PINGs
+    one interval after the socket opened or its last PONG, written straight to a lean
+    socket's transport (through engine.io's queue otherwise: a polling request or
+    engine.io's writer picks them up), and a socket whose PING is unanswered one timeout
+    later is closed then (engine.io's own checks stay as they are)."""
 
     def __init__(self, eio: Any) -> None:
         self.eio = eio
-        self.due: dict[AsyncSocket, float] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.pings = Beat(eio.ping_interval, self._ping_due)
+        self.timeouts = Beat(eio.ping_timeout, self._pong_due)
         self._start_background_task = eio.start_background_task
 
     def install(self) -> None:
@@ -162,40 +166,30 @@ class Pinger:
 
     def _background_task(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(target, "__func__", None) is AsyncSocket._send_ping:
-            self.schedule(target.__self__)
+            self.pings.add(target.__self__)
             return None
         return self._start_background_task(target, *args, **kwargs)
 
-    def schedule(self, socket: AsyncSocket) -> None:
-        self.due[socket] = asyncio.get_running_loop().time() + self.eio.ping_interval
-        if self.task is None:
-            self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        tick = max(0.05, min(self.eio.ping_interval, self.eio.ping_timeout) / 4)
-        try:
-            while self.due:
-                await asyncio.sleep(tick)
-                now = loop.time()
-                for socket, at in list(self.due.items()):
-                    if socket.closing or socket.closed:
-                        del self.due[socket]
-                    elif at <= now:
-                        del self.due[socket]
-                        self._ping(socket)
-        finally:
-            self.task = None
-
-    @staticmethod
-    def _ping(socket: AsyncSocket) -> None:
-        socket.last_ping = time.time()
+    def _ping_due(self, socket: AsyncSocket, now: float) -> None:
+        if socket.closing or socket.closed:
+            return
+        socket.last_ping = stamp = time.time()
         pkt = eio_packet.Packet(eio_packet.PING)
         lean: LeanSocket | None = getattr(socket, DIRECT, None)
         if lean is not None:
             lean.write_packet(pkt)
         else:
             socket.queue.put_nowait(pkt)
+        self.timeouts.add((socket, stamp))
+
+    @staticmethod
+    def _pong_due(item: tuple[AsyncSocket, float], now: float) -> None:
+        socket, stamp = item
+        if socket.last_ping != stamp or socket.closing or socket.closed:
+            return  # answered (a PONG clears `last_ping`), or gone
+        log.info("%s: no PONG within the ping timeout, closing", socket.sid)
+        in_background(socket.close(wait=False, abort=False,
+                                   reason=socket.server.reason.PING_TIMEOUT))
 
 
 async def close_all(transport: type[TrackedWebSocket], grace: float) -> None:
@@ -271,15 +265,18 @@ class LeanSocket(FrameSink):
             if pkt is not None:
                 self.write_packet(pkt)
 
-    def _upgrade_step(self, data: str | bytes) -> bool:
-        """One frame of the upgrade handshake; False if it is not the one expected."""
+    def _upgrade_step(self, data: str | bytes) -> bool | None:
+        """One frame of the upgrade handshake; False if it is not the one expected, None if
+        it is not an engine.io packet at all."""
         socket = self.socket
         if socket.closing or socket.closed:
             return False
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
-        except Exception:
-            return False
+        except _MALFORMED:
+            return None
+        if not _known(pkt):
+            return None
         if self.upgrade == PROBE and pkt.packet_type == eio_packet.PING and pkt.data == "probe":
             self.write_packet(eio_packet.Packet(eio_packet.PONG, data="probe"))
             socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the poll
@@ -311,7 +308,12 @@ class LeanSocket(FrameSink):
             if len(msg.data) > self.socket.server.max_http_buffer_size:
                 return False
             if self.upgrade is not None:
-                return self._upgrade_step(msg.data)
+                step = self._upgrade_step(msg.data)
+                if step is None:
+                    log.info("%s: malformed engine.io packet during the upgrade", self.sid)
+                    await self._abandon_upgrade(PROTOCOL_ERROR)
+                    return False
+                return step
             return await self._receive(msg.data)
         if msg.type is WSMsgType.PING:
             # answered like any event: within the event limit, behind the send bound
@@ -331,6 +333,7 @@ class LeanSocket(FrameSink):
         except _MALFORMED:
             pkt = None
         if pkt is None or not _known(pkt):
+            log.info("%s: malformed engine.io packet", self.sid)
             await self.sock.close(PROTOCOL_ERROR, "Malformed packet", 1.0)
             return False
         try:
@@ -397,7 +400,8 @@ async def _lean_close(socket: Any, wait: bool = True, abort: bool = False,
 PROTOCOL_ERROR = 1002  # a malformed engine.io / Socket.IO packet
 UNSUPPORTED_DATA = 1003  # binary Socket.IO packets: ChatAPI's events are JSON
 _BINARY_PACKETS = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
-_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError)
+# what decoding a malformed packet raises (RecursionError: JSON nested past the stack)
+_MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, RecursionError)
 
 InvalidSession = type("InvalidSession", (errors.ApiError,), {
     "status": 400, "code": "INVALID_SESSION", "default_detail": "Unknown or closed session"})
@@ -618,8 +622,12 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             drop(socket, 1008, "No CONNECT")
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if type(data) is not str or data[:1] in _BINARY_PACKETS:
+        if type(data) is bytes or (type(data) is str and data[:1] in _BINARY_PACKETS):
             self._refuse(eio_sid, UNSUPPORTED_DATA, "Binary packets are not supported")
+            return
+        if type(data) is not str:  # engine.io decoded the text as JSON: not Socket.IO
+            log.info("%s: malformed Socket.IO packet (not a string)", eio_sid)
+            self._refuse(eio_sid, PROTOCOL_ERROR, "Malformed packet")
             return
         try:
             await super()._handle_eio_message(eio_sid, data)
