@@ -6,8 +6,11 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.multinode.conftest import Cluster, new_room, raw, tenant
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def test_messages_from_a_reach_raw_and_sio_on_b_exactly_once(
