@@ -1,4 +1,5 @@
-"""Two nodes, one Redis, one SQLite file: one event reaches every subscriber, once (SPEC §6)."""
+"""Two nodes, one Redis, one database (SQLite file or MongoDB): one event reaches every
+subscriber, once (SPEC §6)."""
 
 from __future__ import annotations
 
