@@ -255,6 +255,8 @@ def assert_error_envelope(body: Any, status: int, code: str) -> None:
                          "errors", "details"}
 
 
+# request validation, answered above storage: 83 cases, on SQLite only to keep the run short
+@pytest.mark.parametrize("app_backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("bad", CASES)
 async def test_bad_request(bad: Case, http: aiohttp.ClientSession, base_url: str, api: Api,
                            admin: Api, tenant: dict, world: dict[str, Any]) -> None:
