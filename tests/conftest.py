@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,71 @@ from aiohttp.test_utils import TestServer
 
 from app.config import Settings
 from app.main import create_app
+from tests import mongo_server
 
 ADMIN_KEY = "test-admin-key-0123456789"
+APP_BACKENDS = ["sqlite", "mongodb"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "mongodb: also run the module's app tests with MongoDB storage (the "
+        "`app_backend` fixture is parametrized over sqlite and mongodb)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `mongodb` that use the app (or a cluster) run on both backends, unless
+    the test parametrizes `app_backend` itself."""
+    if "app_backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("mongodb") is None:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+        if "app_backend" in names:
+            return
+    metafunc.parametrize("app_backend", APP_BACKENDS, indirect=True)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Defaults with a throwaway SQLite file, an admin key and generous rate limits."""
+def app_backend(request: pytest.FixtureRequest) -> str:
+    """The app's storage: "sqlite" unless the test is parametrized (module marked `mongodb`)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def mongodb_server() -> Iterator[str]:
+    """The URL of this process's MongoDB-wire server (see tests/mongo_server.py)."""
+    url, started = mongo_server.server_url()
+    try:
+        yield url
+    finally:
+        if started is not None:
+            started.stop()
+
+
+@pytest.fixture
+def mongodb_url(mongodb_server: str) -> Iterator[str]:
+    """A database of its own on the leg's server, named in the URL; dropped afterwards."""
+    database = mongo_server.unique_database()
+    yield mongo_server.with_database(mongodb_server, database)
+    mongo_server.drop_database(mongodb_server, database)
+
+
+@pytest.fixture
+def database_url(app_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if app_backend == "mongodb":
+        return str(request.getfixturevalue("mongodb_url"))
+    return f"sqlite:///{tmp_path / 'chatapi.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Defaults with a throwaway database (SQLite file, or a MongoDB database on the MongoDB
+    leg), an admin key and generous rate limits."""
     return Settings(
-        host="127.0.0.1", port=0, database_url=f"sqlite:///{tmp_path / 'chatapi.db'}",
+        host="127.0.0.1", port=0, database_url=database_url,
         admin_key=ADMIN_KEY, rate_limit_per_second=1000.0, rate_limit_burst=10_000,
         ws_events_per_second=1000.0, ws_events_burst=10_000, drain_seconds=2.0,
     )

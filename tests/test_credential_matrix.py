@@ -3,6 +3,9 @@
 The table below is the documented answer of each route to each credential. A route added to
 the app without a row here fails `test_every_route_has_a_row`. A refused call must leave every
 table of the database exactly as it was.
+
+SQLite only, by nature: "exactly as it was" is checked by snapshotting every row of every
+table of the SQLite file around each call, so this module is not on the MongoDB leg.
 """
 
 from __future__ import annotations

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from app.realtime import raw
 from app.realtime.raw import Outbox
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 class CountingWriter:

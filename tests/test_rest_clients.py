@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import pytest
 
 from app.config import Settings
 from tests.conftest import ADMIN_KEY, Api
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 def bearer(api: Api, token: str) -> Api:
@@ -106,10 +109,24 @@ async def test_key_stored_only_as_hash(admin: Api, settings: Settings) -> None:
     status, body = await admin.call("POST", "/clients", {"name": "hashcheck"})
     assert status == 201
     key = body["data"]["api_key"]
-    db = Path(settings.database_url.removeprefix("sqlite:///"))
-    files = [db, *db.parent.glob(db.name + "-*")]  # WAL and shared-memory files too
-    blob = b"".join(f.read_bytes() for f in files if f.exists())
+    if settings.database_url.startswith("mongodb"):
+        blob = mongodb_dump(settings.database_url)
+    else:
+        db = Path(settings.database_url.removeprefix("sqlite:///"))
+        files = [db, *db.parent.glob(db.name + "-*")]  # WAL and shared-memory files too
+        blob = b"".join(f.read_bytes() for f in files if f.exists())
     assert blob and key.encode() not in blob
+
+
+def mongodb_dump(url: str) -> bytes:
+    """Every document of every collection of the URL's database, as BSON."""
+    import bson
+    from pymongo import MongoClient
+
+    with MongoClient(url, serverSelectionTimeoutMS=5000, socketTimeoutMS=20_000) as client:
+        db = client.get_default_database()
+        return b"".join(bson.encode(doc) for name in db.list_collection_names()
+                        for doc in db[name].find())
 
 
 async def test_token_endpoint_and_claims(api: Api, tenant: dict, room: dict) -> None:

@@ -6,10 +6,13 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from app.services.rooms import RoomService
 from tests.conftest import ADMIN_KEY, Api, ServerFactory
 from tests.test_rest_clients import bearer, pyjwt_token
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def send(api: Api, room_id: str, content: str, **extra: Any) -> dict[str, Any]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.conftest import Api
 from tests.test_rest_clients import bearer, pyjwt_token
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def make_room(api: Api, name: str, **extra: Any) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from tests.conftest import Api
 from tests.test_realtime_helpers import TIMEOUT, RawClient, call, connect
 from tests.test_ws_lifecycle import wait_until
 
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
+
 sio_client = rt.sio_client
 
 

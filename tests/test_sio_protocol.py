@@ -15,6 +15,8 @@ import socketio
 from tests import test_realtime_helpers as rt
 from tests.test_realtime_helpers import TIMEOUT, call, connect, sio_refusal
 
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
+
 sio_client = rt.sio_client
 
 

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import socketio
 
 from tests.test_realtime_helpers import connect
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def test_sio_and_raw_share_room(server, http, api, tenant, room):

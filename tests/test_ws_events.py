@@ -10,6 +10,8 @@ import pytest
 from tests import test_realtime_helpers as rt
 from tests.test_realtime_helpers import connect
 
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
+
 sio_client = rt.sio_client
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from tests.test_realtime_helpers import connect
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def test_connect_and_broadcast(server, http, api, tenant, room):

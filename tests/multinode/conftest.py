@@ -1,4 +1,7 @@
-"""Real `chatapi serve` nodes sharing one SQLite file and one Redis (SPEC §1, §6).
+"""Real `chatapi serve` nodes sharing one database and one Redis (SPEC §1, §6).
+
+The database is one SQLite file, or, on the MongoDB leg (modules marked `mongodb`), a MongoDB
+database of the test's own on the leg's server (tests/mongo_server.py).
 
 Nodes use Redis database 13 and a key prefix (and pub/sub channel) unique to the test, so
 runs never see each other; the prefix's keys are deleted afterwards. Everything skips when
@@ -105,13 +108,15 @@ class Cluster:
 
     tmp: Path
     redis_url: str
+    database_url: str = ""  # default: one SQLite file in `tmp`
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:10]}")
     nodes: list[Node] = field(default_factory=list)
 
     def env(self, **overrides: Any) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CHATAPI_")}
         settings = {
-            "ADMIN_KEY": ADMIN_KEY, "DATABASE_URL": f"sqlite:///{self.tmp / 'shared.db'}",
+            "ADMIN_KEY": ADMIN_KEY,
+            "DATABASE_URL": self.database_url or f"sqlite:///{self.tmp / 'shared.db'}",
             "REDIS_URL": self.redis_url, "REDIS_PREFIX": self.prefix,
             "PRESENCE_TTL_SECONDS": 3, "DRAIN_SECONDS": 2, "LOG_LEVEL": "info",
             "RATE_LIMIT_PER_SECOND": 10_000, "RATE_LIMIT_BURST": 100_000,
@@ -148,8 +153,10 @@ def delete_prefix(client: redis.Redis, prefix: str) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    made = Cluster(tmp_path, f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}")
+def cluster(tmp_path: Path, app_backend: str, request: pytest.FixtureRequest
+            ) -> Iterator[Cluster]:
+    database_url = request.getfixturevalue("mongodb_url") if app_backend == "mongodb" else ""
+    made = Cluster(tmp_path, f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}", database_url)
     yield made
     failed = made.stop()
     delete_prefix(redis.Redis(REDIS_HOST, REDIS_PORT, REDIS_DB, socket_timeout=2), made.prefix)

@@ -1,4 +1,5 @@
-"""Two nodes, one Redis, one SQLite file: one event reaches every subscriber, once (SPEC §6)."""
+"""Two nodes, one Redis, one database (SQLite file or MongoDB): one event reaches every
+subscriber, once (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.multinode.conftest import Cluster, new_room, raw, tenant
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def test_messages_from_a_reach_raw_and_sio_on_b_exactly_once(

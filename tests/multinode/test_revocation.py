@@ -8,10 +8,13 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.multinode.conftest import ADMIN_KEY, TIMEOUT, Cluster, Node, Rest, Sio, new_room, raw
 from tests.multinode.conftest import tenant as new_tenant
 from tests.test_revocation import close_code_and_events, contents
+
+pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
 async def mint(api: Rest, node: Node, user_id: str) -> str:

@@ -1,14 +1,14 @@
 """The contract suite's fixtures: one `storage` per backend, opened fresh for every test.
 
 Backends: SQLite file, SQLite in memory, MongoDB through mongomock (an async adapter), and a
-real MongoDB when `CHATAPI_TEST_MONGODB_URL` is set (a unique database, dropped afterwards).
+real MongoDB-wire server: SecantusDB started for the test process, or the server that
+`CHATAPI_TEST_MONGODB_URL` names (tests/mongo_server.py); a database per test, dropped
+afterwards.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,19 +18,10 @@ import pytest
 from storage.base import Storage
 from storage.sqlite import SQLiteStorage
 
-MONGODB_URL = os.environ.get("CHATAPI_TEST_MONGODB_URL", "")
-TEST_DATABASE = f"chatapi_test_{uuid.uuid4().hex[:12]}"  # one per test run
-
-BACKENDS = [
-    "sqlite-file",
-    "sqlite-memory",
-    "mongomock",
-    pytest.param("mongodb", marks=pytest.mark.skipif(
-        not MONGODB_URL, reason="set CHATAPI_TEST_MONGODB_URL to run against real MongoDB")),
-]
+BACKENDS = ["sqlite-file", "sqlite-memory", "mongomock", "mongodb"]
 
 
-def make_storage(backend: str, tmp_path: Path) -> Storage:
+def make_storage(backend: str, tmp_path: Path, mongodb_url: str = "") -> Storage:
     """A new, unopened storage of the given backend."""
     if backend == "sqlite-file":
         return SQLiteStorage.from_url(f"sqlite:///{tmp_path / 'contract.db'}")
@@ -44,20 +35,8 @@ def make_storage(backend: str, tmp_path: Path) -> Storage:
     if backend == "mongodb":
         from storage.mongo import MongoStorage
 
-        return MongoStorage.from_url(MONGODB_URL, database=TEST_DATABASE)
+        return MongoStorage.from_url(mongodb_url)
     raise ValueError(backend)
-
-
-async def drop_storage(backend: str) -> None:
-    """Remove what a test left behind where it outlives the process (real MongoDB)."""
-    if backend == "mongodb":
-        from pymongo import AsyncMongoClient
-
-        client: AsyncMongoClient = AsyncMongoClient(MONGODB_URL, serverSelectionTimeoutMS=3000)
-        try:
-            await client.drop_database(TEST_DATABASE)
-        finally:
-            await client.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -66,14 +45,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def storage(backend: str, tmp_path: Path) -> AsyncIterator[Storage]:
-    store = make_storage(backend, tmp_path)
+def backend_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The real server's URL with a database of the test's own (dropped afterwards)."""
+    return str(request.getfixturevalue("mongodb_url")) if backend == "mongodb" else ""
+
+
+@pytest.fixture
+async def storage(backend: str, backend_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
+    store = make_storage(backend, tmp_path, backend_url)
     await store.open()
     try:
         yield store
     finally:
         await store.close()
-        await drop_storage(backend)
 
 
 @pytest.fixture
