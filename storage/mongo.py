@@ -232,7 +232,7 @@ class MongoStorage(Storage):
                  owns_client: bool = False) -> None:
         """`target`: an AsyncMongoClient (database `database`, else the URL's, else
         `chatapi`) or an AsyncDatabase. A client passed in is closed only if `owns_client`."""
-        if hasattr(target, "get_database"):
+        if hasattr(type(target), "get_database"):  # a database answers any attribute
             self._client = target
             self._db = (target.get_database(database) if database
                         else target.get_default_database(default=DEFAULT_DATABASE))

@@ -11,9 +11,6 @@ from tests.test_realtime_helpers import connect
 pytestmark = pytest.mark.mongodb  # on SQLite and MongoDB storage
 
 
-@pytest.mark.parametrize("app_backend", ["sqlite", pytest.param("mongodb", marks=pytest.mark.xfail(
-    reason="send order on a pooled backend: fixed on the send-order branch", strict=True))],
-    indirect=True)
 async def test_burst_keeps_every_order(server, http, tenant, room):
     key = tenant["api_key"]
     sub = await connect(http, server, room["id"], key, user_id="sub")

@@ -17,24 +17,24 @@ import storage.sqlite
 from storage.base import SchemaMismatch, Storage, StorageUnavailable
 from storage.mongo import INDEXES, SCHEMA_KEY, SCHEMA_VERSION, MongoStorage
 from storage.sqlite import MIGRATIONS, SQLiteStorage
-from tests.storage.conftest import drop_storage, make_storage
+from tests.storage.conftest import make_storage
 
 CLAIMS = 8
 
 
-def _sibling(backend: str, store: Storage, tmp_path: Path) -> Storage:
+def _sibling(backend: str, store: Storage, tmp_path: Path, url: str) -> Storage:
     """Another storage on the same database (another node), where the backend has one."""
     if backend == "mongomock":
         assert isinstance(store, MongoStorage)
         return MongoStorage(store._db)
     if backend == "sqlite-memory":
         return store  # a :memory: database is private to its connection
-    return make_storage(backend, tmp_path)
+    return make_storage(backend, tmp_path, url)
 
 
 async def test_concurrent_claims_have_one_winner(
-        storage: Storage, backend: str, tmp_path: Path) -> None:
-    others = [_sibling(backend, storage, tmp_path) for _ in range(CLAIMS - 1)]
+        storage: Storage, backend: str, backend_url: str, tmp_path: Path) -> None:
+    others = [_sibling(backend, storage, tmp_path, backend_url) for _ in range(CLAIMS - 1)]
     for other in others:
         if other is not storage:
             await other.open()
@@ -68,16 +68,16 @@ async def test_swap_meta_compares_the_whole_record(storage: Storage) -> None:
 
 # -- MongoDB indexes ------------------------------------------------------------------------
 @pytest.fixture
-async def old_mongo(backend: str, tmp_path: Path) -> Any:
-    """An unopened MongoStorage whose database a test fills as an older version left it."""
+async def old_mongo(backend: str, backend_url: str, tmp_path: Path) -> Any:
+    """An unopened MongoStorage whose database a test fills as an older version left it (the
+    `mongodb_url` fixture drops a real server's database afterwards)."""
     if backend not in ("mongomock", "mongodb"):
         pytest.skip("MongoDB index schema")
-    store = make_storage(backend, tmp_path)
+    store = make_storage(backend, tmp_path, backend_url)
     try:
         yield store
     finally:
         await store.close()
-        await drop_storage(backend)
 
 
 def _one_line(exc: BaseException) -> str:
