@@ -40,6 +40,7 @@ class Principal:
     user_id: str | None = None
     user_name: str | None = None
     rooms: tuple[str, ...] | None = None
+    expires_at: float | None = None  # a user token: when it stops being accepted (epoch s)
 
     @property
     def client_id(self) -> str:
@@ -138,6 +139,7 @@ async def _authenticate_token(storage: Storage, token: str) -> Principal:
         user_id=claims["sub"],
         user_name=claims.get("name"),
         rooms=tuple(rooms) if isinstance(rooms, list) else None,
+        expires_at=float(claims["exp"]) + _CLOCK_SKEW_SECONDS,
     )
 
 

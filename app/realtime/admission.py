@@ -12,8 +12,6 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-import jwt
-
 from app import auth, errors
 from app.auth import Principal
 from app.config import Settings
@@ -86,7 +84,7 @@ async def _identify(storage: Storage, admin_key: str, token: Any, user_id: Any,
         raise Refusal(UNAUTHORIZED)
     if principal.is_user:
         identity = _token_identity(principal, user_id, user_name)
-        return replace(identity, expires_at=_token_expiry(token))
+        return replace(identity, expires_at=principal.expires_at)
     try:
         uid = validation.user_id(user_id) if user_id not in (None, "") else _anonymous()
         name = validation.user_name(user_name if user_name != "" else None) or uid
@@ -159,16 +157,6 @@ def _token_identity(principal: Principal, user_id: Any, user_name: Any) -> Ident
     if user_name not in (None, "") and user_name != name:
         raise Refusal(ACCESS_DENIED, "Room access denied: user_name does not match the token")
     return Identity(principal, principal.user_id, name)
-
-
-def _token_expiry(token: str) -> float | None:
-    """When `auth.authenticate` starts refusing this (already verified) token: its `exp`
-    plus the clock skew it allows. Open sockets on it are closed then."""
-    try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-        return float(exp) + auth._CLOCK_SKEW_SECONDS
-    except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
-        return None
 
 
 def _anonymous() -> str:
