@@ -232,7 +232,7 @@ class Storage(ABC):
     async def list_notifications(self, client_id: str, query: NotificationQuery) -> Page:
         """Newest first. `user_id` matches notifications addressed to that user."""
 
-    # -- added for pooled backends (issue 12) ----------------------------------------------
+    # -- writes checked and made in one step (a connection pool answers in any order) ------
     @abstractmethod
     async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
         """`update_message` only if the message is not deleted, checked and written in one

@@ -736,7 +736,7 @@ class MongoStorage(Storage):
             total = await self._notifications.count_documents(filter_)
         return _records(docs, NOTIFICATION_FIELDS, NOTIFICATION_DEFAULTS), total
 
-    # -- added for pooled backends (issue 12) ----------------------------------------------
+    # -- writes checked and made in one step (a connection pool answers in any order) ------
     async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
         changes = {"updated_at": now_ts(), **changes}
         check_changes("message", changes, MESSAGE_MUTABLE)

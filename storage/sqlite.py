@@ -797,7 +797,7 @@ class SQLiteStorage(Storage):
             f"SELECT count(*) FROM notifications WHERE {condition}", params, True)
         return items, total
 
-    # -- added for pooled backends (issue 12) ----------------------------------------------
+    # -- writes checked and made in one step (a connection pool answers in any order) ------
     async def edit_live_message(self, message_id: str, changes: Record) -> Record | None:
         changes = {"updated_at": now_ts(), **changes}
         assignments, params = _update_sql("messages", changes, MESSAGE_MUTABLE)
