@@ -41,7 +41,6 @@ CORS_EXPOSE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimi
                        "Retry-After")
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
-PRINCIPAL = web.RequestKey("principal", Principal)
 RATE = web.RequestKey("rate", Decision)
 
 
@@ -331,7 +330,6 @@ async def _authorize(route: Route, request: web.Request) -> Principal:
     # of its own) does not multiply a tenant's limit
     await _charge(request, principal_charges(principal, settings))
     principal.require(route.auth)
-    request[PRINCIPAL] = principal
     return principal
 
 
